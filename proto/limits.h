@@ -5,6 +5,14 @@
  * Changing a limit that a peer can observe is a protocol change: see the
  * checklist at the end of proto/PROTOCOL.md.
  */
+/* This file shares its name with the C library's <limits.h>, and proto/ is
+ * on the include path (-I), so `#include <limits.h>` anywhere -- msgpack.h
+ * does it -- lands here.  Pull in the next limits.h on the path too, so
+ * CHAR_MIN, INT_MAX and friends stay defined.  system_header silences the
+ * pedantic note that #include_next is a GNU extension (gcc and clang have it). */
+#pragma GCC system_header
+#include_next <limits.h>
+
 #ifndef QJ_LIMITS_H
 #define QJ_LIMITS_H
 
