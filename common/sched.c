@@ -1,1 +1,396 @@
-/* placeholder: being written */
+/* sched.c -- a cooperative scheduler: FIFO run queue plus a timer heap.
+ *
+ * Each coroutine has a task record (its coro data pointer) in one of three
+ * states: RUNNABLE (in the run queue), RUNNING (being resumed by
+ * sched_run) or PARKED (waiting for sched_wake and/or its timer).  A task
+ * is in the run queue exactly when it is RUNNABLE, and has a timer only
+ * while PARKED, so a wake and a timer for the same park cannot both count:
+ * whichever comes first makes the task RUNNABLE and drops the other.
+ *
+ * sched_run resumes at most the tasks that were runnable when it started
+ * (after firing due timers).  Tasks made runnable meanwhile -- a yield, a
+ * spawn, a wake from inside a coroutine -- wait for the next call, so a
+ * coroutine that keeps yielding cannot starve the host's socket polling;
+ * sched_timeout_ms() is 0 while anything is runnable.
+ */
+#include "sched.h"
+
+#include "clock.h"
+
+#include <assert.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#define NO_TIMER SIZE_MAX       /* task.heap_at when the task has no timer */
+
+typedef enum { TASK_RUNNABLE, TASK_RUNNING, TASK_PARKED } task_state_t;
+
+/* Why a task's last park ended. */
+typedef enum { WOKE_BY_WAKE, WOKE_BY_TIMER } woke_by_t;
+
+/* The scheduler's record of one coroutine. */
+typedef struct task task_t;
+struct task {
+    sched_t *sched;             /* owner */
+    coro_t *co;                 /* owned; its data pointer is this task */
+    void *arg;                  /* fn's argument, passed to on_exit */
+    void (*on_exit)(void *arg); /* may be NULL */
+    task_state_t state;
+    woke_by_t woke_by;          /* set when a PARKED task becomes RUNNABLE */
+    task_t *run_next;           /* run queue link while RUNNABLE */
+    task_t *prev, *next;        /* list of all live tasks, for sched_destroy */
+    size_t heap_at;             /* index in sched.heap, or NO_TIMER */
+    uint64_t due;               /* timer deadline, ms on the scheduler's clock */
+    uint64_t seq;               /* arming order: equal deadlines fire FIFO */
+};
+
+struct sched {
+    size_t stack_size;          /* for every coroutine spawned */
+    sched_clock_fn clock;       /* ms; clock_mono_ms unless a test injects one */
+    void *clock_arg;
+    task_t *run_head;           /* FIFO of RUNNABLE tasks */
+    task_t *run_tail;
+    size_t run_len;
+    task_t **heap;              /* min-heap of PARKED tasks with a timer, by (due, seq) */
+    size_t heap_len;
+    size_t heap_cap;            /* >= count: every task can hold a timer */
+    uint64_t timer_seq;         /* next task.seq */
+    task_t *tasks;              /* all live tasks */
+    size_t count;
+};
+
+/* The task sched_run is resuming on this thread, NULL between resumes. */
+static __thread task_t *s_running;
+
+static uint64_t s_mono_ms(void *arg)
+{
+    (void)arg;
+    return clock_mono_ms();
+}
+
+/* ------------------------------------------------------------- timer heap */
+
+static bool s_before(const task_t *a, const task_t *b)
+{
+    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void s_heap_place(sched_t *s, task_t *t, size_t at)
+{
+    s->heap[at] = t;
+    t->heap_at = at;
+}
+
+static void s_sift_up(sched_t *s, size_t at)
+{
+    task_t *t = s->heap[at];
+    while (at > 0) {
+        size_t up = (at - 1) / 2;
+        if (!s_before(t, s->heap[up]))
+            break;
+        s_heap_place(s, s->heap[up], at);
+        at = up;
+    }
+    s_heap_place(s, t, at);
+}
+
+static void s_sift_down(sched_t *s, size_t at)
+{
+    task_t *t = s->heap[at];
+    for (;;) {
+        size_t child = 2 * at + 1;
+        if (child >= s->heap_len)
+            break;
+        if (child + 1 < s->heap_len && s_before(s->heap[child + 1], s->heap[child]))
+            child++;
+        if (!s_before(s->heap[child], t))
+            break;
+        s_heap_place(s, s->heap[child], at);
+        at = child;
+    }
+    s_heap_place(s, t, at);
+}
+
+/* Make room for n timers.  sched_spawn reserves one per task, so arming a
+ * timer inside a coroutine cannot fail.  Returns 0 or -1. */
+static int s_heap_reserve(sched_t *s, size_t n)
+{
+    if (n <= s->heap_cap)
+        return 0;
+    size_t cap = s->heap_cap ? 2 * s->heap_cap : 64;
+    while (cap < n)
+        cap *= 2;
+    task_t **heap = realloc(s->heap, cap * sizeof *heap);
+    if (!heap)
+        return -1;
+    s->heap = heap;
+    s->heap_cap = cap;
+    return 0;
+}
+
+/* Give the running task t a timer due in ms (negative counts as 0). */
+static void s_timer_arm(sched_t *s, task_t *t, long ms)
+{
+    assert(t->heap_at == NO_TIMER && s->heap_len < s->heap_cap);
+    uint64_t now = sched_now_ms(s);
+    uint64_t delay = ms > 0 ? (uint64_t)ms : 0;
+    t->due = delay > UINT64_MAX - now ? UINT64_MAX : now + delay;
+    t->seq = s->timer_seq++;
+    s->heap[s->heap_len++] = t;
+    s_sift_up(s, s->heap_len - 1);
+}
+
+static void s_timer_drop(sched_t *s, task_t *t)
+{
+    size_t at = t->heap_at;
+    if (at == NO_TIMER)
+        return;
+    assert(at < s->heap_len && s->heap[at] == t);
+    t->heap_at = NO_TIMER;
+    task_t *last = s->heap[--s->heap_len];
+    if (last == t)
+        return;
+    /* The last element fills the hole; it may belong above or below. */
+    s_heap_place(s, last, at);
+    if (at > 0 && s_before(last, s->heap[(at - 1) / 2]))
+        s_sift_up(s, at);
+    else
+        s_sift_down(s, at);
+}
+
+/* -------------------------------------------------------------- run queue */
+
+static void s_make_runnable(sched_t *s, task_t *t)
+{
+    t->state = TASK_RUNNABLE;
+    t->run_next = NULL;
+    if (s->run_tail)
+        s->run_tail->run_next = t;
+    else
+        s->run_head = t;
+    s->run_tail = t;
+    s->run_len++;
+}
+
+static task_t *s_pop_runnable(sched_t *s)
+{
+    task_t *t = s->run_head;
+    if (!t)
+        return NULL;
+    s->run_head = t->run_next;
+    if (!s->run_head)
+        s->run_tail = NULL;
+    s->run_len--;
+    t->run_next = NULL;
+    return t;
+}
+
+/* A PARKED task becomes RUNNABLE for the given reason; its other way out
+ * of the park (timer or wake) no longer applies. */
+static void s_unpark(sched_t *s, task_t *t, woke_by_t why)
+{
+    assert(t->state == TASK_PARKED);
+    s_timer_drop(s, t);
+    t->woke_by = why;
+    s_make_runnable(s, t);
+}
+
+static void s_fire_timers(sched_t *s)
+{
+    if (s->heap_len == 0)
+        return;
+    uint64_t now = sched_now_ms(s);
+    while (s->heap_len > 0 && s->heap[0]->due <= now)
+        s_unpark(s, s->heap[0], WOKE_BY_TIMER);
+}
+
+/* ------------------------------------------------------------------ tasks */
+
+static void s_task_unlink(sched_t *s, task_t *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        s->tasks = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    s->count--;
+}
+
+/* The task whose coroutine is running; asserts that the caller is one. */
+static task_t *s_self(void)
+{
+    task_t *t = s_running;
+    assert(t && "sched_yield/sleep/park called outside a scheduler coroutine");
+    assert(coro_current() == t->co);
+    return t;
+}
+
+/* Park the running task until s_unpark; returns why it ended. */
+static woke_by_t s_park_self(task_t *t)
+{
+    t->state = TASK_PARKED;
+    coro_yield();
+    return t->woke_by;
+}
+
+/* ----------------------------------------------------------------- public */
+
+sched_t *sched_new(size_t stack_size)
+{
+    sched_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->stack_size = stack_size;
+    s->clock = s_mono_ms;
+    return s;
+}
+
+void sched_destroy(sched_t **self_p)
+{
+    assert(self_p);
+    sched_t *s = *self_p;
+    if (!s)
+        return;
+    assert(!(s_running && s_running->sched == s) && "sched_destroy from inside its own coroutine");
+    task_t *t = s->tasks;
+    while (t) {
+        task_t *next = t->next;
+        coro_destroy(&t->co);
+        free(t);
+        t = next;
+    }
+    free(s->heap);
+    free(s);
+    *self_p = NULL;
+}
+
+void sched_set_clock(sched_t *s, sched_clock_fn fn, void *arg)
+{
+    assert(s && fn);
+    s->clock = fn;
+    s->clock_arg = arg;
+}
+
+coro_t *sched_spawn(sched_t *s, coro_fn fn, void *arg, void (*on_exit)(void *arg))
+{
+    assert(s && fn);
+    if (s_heap_reserve(s, s->count + 1) != 0)
+        return NULL;
+    task_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->co = coro_new(fn, arg, s->stack_size);
+    if (!t->co) {
+        free(t);
+        return NULL;
+    }
+    coro_set_data(t->co, t);
+    t->sched = s;
+    t->arg = arg;
+    t->on_exit = on_exit;
+    t->heap_at = NO_TIMER;
+    t->next = s->tasks;
+    if (s->tasks)
+        s->tasks->prev = t;
+    s->tasks = t;
+    s->count++;
+    s_make_runnable(s, t);
+    return t->co;
+}
+
+size_t sched_run(sched_t *s)
+{
+    assert(s);
+    assert(!s_running && "sched_run called from inside a coroutine");
+    s_fire_timers(s);
+
+    size_t budget = s->run_len;
+    size_t resumes = 0;
+    while (budget-- > 0) {
+        task_t *t = s_pop_runnable(s);
+        assert(t);
+        t->state = TASK_RUNNING;
+        s_running = t;
+        bool alive = coro_resume(t->co);
+        s_running = NULL;
+        resumes++;
+        if (!alive) {
+            assert(t->heap_at == NO_TIMER);
+            s_task_unlink(s, t);
+            if (t->on_exit)
+                t->on_exit(t->arg);
+            coro_destroy(&t->co);
+            free(t);
+        } else if (t->state == TASK_RUNNING) {
+            /* A bare coro_yield(): treat it as sched_yield(). */
+            s_make_runnable(s, t);
+        }
+    }
+    return resumes;
+}
+
+long sched_timeout_ms(const sched_t *s)
+{
+    assert(s);
+    if (s->run_len > 0)
+        return 0;
+    if (s->heap_len == 0)
+        return -1;
+    uint64_t now = sched_now_ms(s);
+    uint64_t due = s->heap[0]->due;
+    if (due <= now)
+        return 0;
+    return due - now > (uint64_t)LONG_MAX ? LONG_MAX : (long)(due - now);
+}
+
+size_t sched_count(const sched_t *s)
+{
+    assert(s);
+    return s->count;
+}
+
+sched_t *sched_current(void)
+{
+    task_t *t = s_running;
+    /* A scheduler coroutine may itself resume a plain coroutine; inside
+     * that one we are not in a scheduler's coroutine. */
+    return t && coro_current() == t->co ? t->sched : NULL;
+}
+
+void sched_yield(void)
+{
+    task_t *t = s_self();
+    s_make_runnable(t->sched, t);
+    coro_yield();
+}
+
+int sched_sleep(long ms)
+{
+    task_t *t = s_self();
+    s_timer_arm(t->sched, t, ms);
+    return s_park_self(t) == WOKE_BY_TIMER ? 0 : -1;
+}
+
+int sched_park(long timeout_ms)
+{
+    task_t *t = s_self();
+    if (timeout_ms >= 0)
+        s_timer_arm(t->sched, t, timeout_ms);
+    return s_park_self(t) == WOKE_BY_TIMER ? 1 : 0;
+}
+
+void sched_wake(sched_t *s, coro_t *co)
+{
+    assert(s && co);
+    task_t *t = coro_data(co);
+    assert(t && t->sched == s && "sched_wake: coroutine of another scheduler");
+    if (t->state == TASK_PARKED)
+        s_unpark(s, t, WOKE_BY_WAKE);
+}
+
+uint64_t sched_now_ms(const sched_t *s)
+{
+    assert(s);
+    return s->clock(s->clock_arg);
+}

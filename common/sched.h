@@ -41,8 +41,11 @@ void sched_set_clock(sched_t *s, sched_clock_fn fn, void *arg);
  * scheduler) or NULL. */
 coro_t *sched_spawn(sched_t *s, coro_fn fn, void *arg, void (*on_exit)(void *arg));
 
-/* Fire due timers, then run runnable coroutines in FIFO order until none
- * is runnable.  Returns how many resumes it made. */
+/* Fire due timers, then resume, in FIFO order, each coroutine runnable at
+ * that point, once.  Coroutines made runnable meanwhile (a yield, a spawn,
+ * a wake from inside a coroutine) wait for the next call, so a coroutine
+ * that keeps yielding cannot keep the host from polling; sched_timeout_ms
+ * is then 0.  Returns how many resumes it made. */
 size_t sched_run(sched_t *s);
 
 /* Milliseconds until the next timer is due (0 if something is runnable or
@@ -57,8 +60,11 @@ size_t sched_count(const sched_t *s);
  * not inside one of a scheduler's coroutines. */
 sched_t *sched_current(void);
 
-/* Inside a coroutine: let every other runnable coroutine run once. */
-void sched_yield(void);
+/* Inside a coroutine: let every other runnable coroutine run once.
+ * Linked as qj_sched_yield: under its C name it would replace the C
+ * library's sched_yield(2) for the whole process (libasan's leak checker
+ * calls that one, outside any coroutine). */
+void sched_yield(void) __asm__("qj_sched_yield");
 
 /* Inside a coroutine: suspend for ms milliseconds.  Returns 0, or -1 if
  * woken early by sched_wake (for example to cancel it). */
