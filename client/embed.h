@@ -25,12 +25,23 @@ typedef struct qj_embed_ops {
 } qj_embed_ops;
 
 /* A client without a socket, driven by its host.  NULL on allocation
- * failure.  Destroy with qj_client_destroy. */
+ * failure.  Destroy with qj_client_destroy.
+ *
+ * Submits are batched: they go to send() when a task waits (qj_await,
+ * qj_gather, qj_wait_any, qj_accepted), when a batch is full, or when the
+ * host calls qj_flush / qj_client_process.  The host calls one of those
+ * after each sched_run round, so that a task that submits and never
+ * waits (fire and forget) still gets its jobs sent; qj_client_process
+ * also runs due qj_on_done callbacks.  Waiting is only allowed inside a
+ * task coroutine (an assert otherwise); each submit carries
+ * parent = current_job(). */
 qj_client *qj_client_new_embedded(const qj_embed_ops *ops);
 
 /* Hand the client a decoded message for it: ACCEPTED, RESULTS (of
  * sub-jobs), PROGRESS, CANCEL_REP, STATUS_REP, STATS_REP, ERROR.  Wakes
- * the coroutines waiting on what it completes. */
+ * the coroutines waiting on what it completes.  Feed it WELCOME too: after
+ * the host's reconnection, that makes the client resend every submit not
+ * yet accepted (same refs) and AWAIT every sub-job still waited for. */
 void qj_client_feed(qj_client *c, const msg_t *m);
 
 #endif

@@ -82,8 +82,16 @@ void qj_submit_opts_init(qj_submit_opts *o);
  * Returns NULL with a message on a bad endpoint or key file. */
 qj_client *qj_client_new(const qj_options *o, char *err, size_t errlen);
 
-/* Close the connection and free every handle still owned.  Submits not
- * yet accepted are given up to linger_ms to be sent.  Safe on NULL. */
+/* Wait until the broker has answered HELLO (WELCOME).  Returns 0, or -1
+ * with errno ETIMEDOUT if timeout_ms (< 0: forever) ran out first: the
+ * broker is not reachable. */
+int qj_client_ready(qj_client *c, int timeout_ms);
+
+/* Close the connection and free every handle still owned by the client
+ * (those the caller freed while their submit was unanswered).  Queued
+ * submits are sent and given a second to leave.  Handles the caller still
+ * holds stay readable and must still be freed with qj_job_free; waiting
+ * on one that had not finished fails at once.  Safe on NULL. */
 void qj_client_destroy(qj_client **self_p);
 
 /* Submit a job; returns a handle at once (the job is batched and sent in
@@ -151,7 +159,9 @@ const char *qj_status_name(qj_status st);        /* "ok", "error", ... */
  * POLLIN (it is edge-triggered, as ZMQ_FD is: call qj_client_process
  * until it returns 0), and call qj_client_process() to handle what has
  * arrived and send what is queued, without blocking.  Returns the number
- * of events handled, or -1 if the connection failed. */
+ * of events handled, or -1 if the connection failed.  The client opens a
+ * new socket when it reconnects, so the fd can change: ask for it again
+ * after each qj_client_process. */
 int qj_client_fd(qj_client *c);
 int qj_client_process(qj_client *c);
 
@@ -164,6 +174,12 @@ char *qj_stats_json(qj_client *c, int timeout_ms, char *err, size_t errlen);
 
 /* Status of jobs by id as a JSON array (STATUS): caller frees. */
 char *qj_status_json(qj_client *c, const uint64_t *ids, size_t n, int timeout_ms,
+                     char *err, size_t errlen);
+
+/* Cancel jobs by id and wait for the broker's answer: a JSON array of
+ * {"id": N, "outcome": "removed"|"requested"|"done"|"unknown"}, one per
+ * id in order.  Caller frees.  NULL with a message on timeout. */
+char *qj_cancel_json(qj_client *c, const uint64_t *ids, size_t n, int timeout_ms,
                      char *err, size_t errlen);
 
 /* ------------------------------------------------------------------ tasks */
