@@ -1,1 +1,201 @@
-/* placeholder: being written */
+/* qbroker -- the qjob broker: options, signals, and the loop (broker.c). */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+
+#define QBROKER_VERSION "0.1.0"
+#define MAX_BINDS 64
+#define MAX_DEPTH_RULES 256
+
+static volatile sig_atomic_t s_stop;
+
+static void s_on_signal(int sig)
+{
+    (void)sig;
+    s_stop = 1;
+}
+
+static void s_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: qbroker [OPTIONS]\n"
+        "\n"
+        "The qjob broker: takes jobs from clients and hands them to workers over ZeroMQ.\n"
+        "\n"
+        "  --bind EP             endpoint to listen on (repeatable; default tcp://127.0.0.1:5555;\n"
+        "                        tcp://127.0.0.1:* picks a free port)\n"
+        "  --endpoint-file PATH  after binding, write the bound endpoints there, one a line\n"
+        "  --insecure            allow binding addresses beyond loopback (peers are not\n"
+        "                        authenticated: anyone who reaches the port can submit jobs)\n"
+        "  --name NAME           broker name sent to peers in WELCOME\n"
+        "  --heartbeat MS        heartbeat interval (1000)\n"
+        "  --liveness N          missed heartbeats before a peer is dead (3)\n"
+        "  --result-ttl SEC      keep final results this long for await/status (3600)\n"
+        "  --max-results N       and at most this many, oldest dropped first (100000)\n"
+        "  --max-depth [Q=]N     refuse submits to queue Q (or to any queue) holding N jobs\n"
+        "                        waiting (ready or delayed); repeatable; 0 = no bound (default)\n"
+        "  --lost-attempts N     attempts a job gets when its workers die under it, before it\n"
+        "                        is dead as lost (3; at least 1 + its retries)\n"
+        "  --log-level LEVEL     error, warn, info (default) or debug\n"
+        "  --log-format FORMAT   text (default) or json\n"
+        "  --help                this text\n"
+        "  --version             the version\n"
+        "\n"
+        "SIGINT or SIGTERM: say goodbye to every peer and exit 0.\n"
+        "Exit status: 0 after a clean shutdown, 1 if the broker could not start or failed,\n"
+        "2 for a usage error.\n");
+}
+
+/* Parse an unsigned number in [min, max]; 0 or -1. */
+static int s_number(const char *s, unsigned long long min, unsigned long long max,
+                    unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int s_depth_rule(const char *arg, broker_depth_t *rule)
+{
+    const char *eq = strrchr(arg, '=');
+    const char *num = eq ? eq + 1 : arg;
+    size_t qlen = eq ? (size_t)(eq - arg) : 0;
+    unsigned long long n;
+    if ((eq && (qlen == 0 || qlen > QJ_MAX_QUEUE_NAME)) || s_number(num, 0, UINT64_MAX, &n))
+        return -1;
+    memset(rule, 0, sizeof *rule);
+    memcpy(rule->queue, arg, qlen);
+    rule->depth = n;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"bind", required_argument, NULL, 'b'},
+        {"endpoint-file", required_argument, NULL, 'e'},
+        {"insecure", no_argument, NULL, 'I'},
+        {"name", required_argument, NULL, 'n'},
+        {"heartbeat", required_argument, NULL, 'H'},
+        {"liveness", required_argument, NULL, 'L'},
+        {"result-ttl", required_argument, NULL, 't'},
+        {"max-results", required_argument, NULL, 'r'},
+        {"max-depth", required_argument, NULL, 'd'},
+        {"lost-attempts", required_argument, NULL, 'a'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"log-format", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    static const char *binds[MAX_BINDS];
+    static broker_depth_t depths[MAX_DEPTH_RULES];
+    broker_config_t cfg = {
+        .binds = binds, .result_ttl_s = 3600, .max_results = 100000,
+        .heartbeat_ms = 1000, .liveness = 3, .lost_attempts = 3, .depths = depths,
+    };
+    log_level_t level = LOG_INFO;
+    bool json = false;
+    unsigned long long n;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        const char *bad = NULL;
+        switch (c) {
+        case 'b':
+            if (cfg.nbinds == MAX_BINDS)
+                bad = "too many --bind options";
+            else
+                binds[cfg.nbinds++] = optarg;
+            break;
+        case 'e': cfg.endpoint_file = optarg; break;
+        case 'I': cfg.insecure = true; break;
+        case 'n':
+            if (strlen(optarg) > QJ_MAX_NAME) bad = "--name takes at most 128 bytes";
+            else cfg.name = optarg;
+            break;
+        case 'H':
+            if (s_number(optarg, 1, 600000, &n)) bad = "--heartbeat takes milliseconds, 1..600000";
+            else cfg.heartbeat_ms = (uint32_t)n;
+            break;
+        case 'L':
+            if (s_number(optarg, 1, 1000, &n)) bad = "--liveness takes a count, 1..1000";
+            else cfg.liveness = (uint32_t)n;
+            break;
+        case 't':
+            if (s_number(optarg, 0, 100ull * 365 * 86400, &n)) bad = "--result-ttl takes seconds";
+            else cfg.result_ttl_s = n;
+            break;
+        case 'r':
+            if (s_number(optarg, 0, UINT64_MAX, &n)) bad = "--max-results takes a count";
+            else cfg.max_results = n;
+            break;
+        case 'd':
+            if (cfg.ndepths == MAX_DEPTH_RULES || s_depth_rule(optarg, &depths[cfg.ndepths]))
+                bad = "--max-depth takes N or QUEUE=N (queue names are 1..64 bytes)";
+            else
+                cfg.ndepths++;
+            break;
+        case 'a':
+            if (s_number(optarg, 1, 1000, &n)) bad = "--lost-attempts takes a count, 1..1000";
+            else cfg.lost_attempts = (uint32_t)n;
+            break;
+        case 'l':
+            if (log_parse_level(optarg, &level)) bad = "--log-level is error, warn, info or debug";
+            break;
+        case 'f':
+            if (!strcmp(optarg, "json")) json = true;
+            else if (!strcmp(optarg, "text")) json = false;
+            else bad = "--log-format is text or json";
+            break;
+        case 'h': s_usage(stdout); return 0;
+        case 'V': printf("qbroker %s\n", QBROKER_VERSION); return 0;
+        default: s_usage(stderr); return 2;
+        }
+        if (bad) {
+            fprintf(stderr, "qbroker: %s (got '%s'); see qbroker --help\n", bad,
+                    optarg ? optarg : "");
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "qbroker: unexpected argument '%s'; see qbroker --help\n", argv[optind]);
+        return 2;
+    }
+    if (cfg.nbinds == 0)
+        binds[cfg.nbinds++] = "tcp://127.0.0.1:5555";
+    log_init("qbroker", level, json);
+
+    struct sigaction sa = {.sa_handler = s_on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char err[512];
+    broker_t *b = broker_new(&cfg, err, sizeof err);
+    if (!b) {
+        log_error("%s", err);
+        return 1;
+    }
+    log_info("qbroker %s ready (heartbeat %u ms x %u, results kept %llu s / %llu)",
+             QBROKER_VERSION, cfg.heartbeat_ms, cfg.liveness,
+             (unsigned long long)cfg.result_ttl_s, (unsigned long long)cfg.max_results);
+    int rc = broker_run(b, &s_stop, err, sizeof err);
+    if (rc != 0)
+        log_error("%s", err);
+    broker_destroy(&b);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,445 @@
+/* command.c -- one handler per command (see command.h). */
+#include "command.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "log.h"
+
+#define MIN_HEARTBEAT_MS 50          /* fastest heartbeat a peer may ask for */
+#define MAX_HEARTBEAT_MS (600 * 1000)
+#define DEFAULT_DEAD_LIMIT 100       /* DEAD without a limit lists this many */
+/* Bytes of values a STATUS_REP or DEAD_REP carries: past this, items go
+ * without their value (the frame must stay under QJ_MAX_MSG). */
+#define REPLY_VALUE_BUDGET (QJ_MAX_MSG / 2)
+
+static const msg_bytes_t s_default_queue = {"default", 7};
+
+/* ---- session */
+
+static void s_welcome(broker_t *b, peer_t *p)
+{
+    msg_t m = {.cmd = MSG_WELCOME};
+    m.heartbeat_ms = p->hb_ms;
+    m.liveness = b->cfg.liveness;
+    m.max_msg = QJ_MAX_MSG;
+    if (b->cfg.name)
+        m.name = (msg_bytes_t){b->cfg.name, (uint32_t)strlen(b->cfg.name)};
+    broker_reply(b, p, &m);
+}
+
+/* Make a worker serve the queues of its HELLO (none = "default"). */
+static int s_join(broker_t *b, peer_t *p, const msg_t *m, char *err, size_t errlen)
+{
+    const msg_bytes_t *names = m->nqueues ? m->queues : &s_default_queue;
+    uint32_t n = m->nqueues ? m->nqueues : 1;
+    p->queues = calloc(n, sizeof *p->queues);
+    if (!p->queues) {
+        snprintf(err, errlen, "broker out of memory");
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        queue_t *q = broker_queue(b, names[i].ptr, names[i].len, true, err, errlen);
+        if (!q)
+            return -1;
+        bool dup = false;
+        for (uint32_t k = 0; k < p->nqueues; k++)
+            dup |= p->queues[k] == q;
+        if (dup)
+            continue;
+        if (queue_add_worker(q, p) != 0) {
+            snprintf(err, errlen, "broker out of memory");
+            return -1;
+        }
+        p->queues[p->nqueues++] = q;
+        broker_mark_queue(b, q);
+    }
+    return 0;
+}
+
+/* Stop serving every queue. */
+static void s_leave(peer_t *p)
+{
+    for (uint32_t i = 0; i < p->nqueues; i++)
+        queue_remove_worker(p->queues[i], p);
+    free(p->queues);
+    p->queues = NULL;
+    p->nqueues = 0;
+}
+
+/* Let a worker take credit more jobs (draining workers take none). */
+static void s_credit(broker_t *b, peer_t *p, uint32_t credit)
+{
+    if (p->draining || credit == 0)
+        return;
+    uint64_t c = (uint64_t)p->credit + credit;
+    p->credit = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+    uint64_t cap = (uint64_t)p->credit + p->leases.n;
+    if (cap > p->slots)
+        p->slots = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+    for (uint32_t i = 0; i < p->nqueues; i++)
+        if (p->queues[i]->depth)
+            broker_mark_queue(b, p->queues[i]);
+}
+
+static void s_hello(broker_t *b, const void *rid, size_t rid_len, peer_t *p, const msg_t *m)
+{
+    /* The codec has checked the role, and that a client sent a 16-byte cid. */
+    bool again = p && p->role == MSG_ROLE_WORKER && m->role == MSG_ROLE_WORKER;
+    if (p && !again) {
+        broker_forget_peer(b, p, false, "said HELLO again");
+        p = NULL;
+    }
+    char err[256];
+    if (again) {
+        /* Same worker connection: keep its leases, take the new queues
+         * and credit. */
+        s_leave(p);
+        p->draining = false;
+        p->credit = 0;
+    } else {
+        p = peers_add(b->peers, rid, rid_len);
+        if (!p) {
+            broker_error(b, rid, rid_len, QJ_E_INTERNAL, m->cmd, 0, "broker out of memory");
+            return;
+        }
+        p->role = m->role;
+        sess_t *s = m->role == MSG_ROLE_CLIENT ? peers_session(b->peers, m->cid.ptr)
+                                               : peers_anon_session(b->peers);
+        if (!s) {
+            peers_forget(b->peers, p);
+            broker_error(b, rid, rid_len, QJ_E_INTERNAL, m->cmd, 0, "broker out of memory");
+            return;
+        }
+        sess_ref(s); /* first: forgetting its old connection must not free it */
+        if (s->peer)
+            broker_forget_peer(b, s->peer, false, "its cid came back on a new connection");
+        s->peer = p;
+        p->sess = s;
+        if (s->nout) /* results that waited for this client's return */
+            broker_mark_sess(b, s);
+    }
+    peer_set_name(p, m->name, ++b->npeers_seen);
+    uint32_t hb = m->heartbeat_ms ? m->heartbeat_ms : b->cfg.heartbeat_ms;
+    p->hb_ms = hb < MIN_HEARTBEAT_MS ? MIN_HEARTBEAT_MS
+             : hb > MAX_HEARTBEAT_MS ? MAX_HEARTBEAT_MS : hb;
+    p->last_in_ms = b->now_ms;
+    if (p->role == MSG_ROLE_WORKER) {
+        if (s_join(b, p, m, err, sizeof err) != 0) {
+            broker_forget_peer(b, p, false, err);
+            broker_error(b, rid, rid_len, QJ_E_LIMIT, m->cmd, 0, "%s", err);
+            return;
+        }
+        s_credit(b, p, m->credit);
+        log_info("worker %s joined (credit %u, %u queue%s, first '%s')", p->name, m->credit,
+                 p->nqueues, p->nqueues == 1 ? "" : "s", p->queues[0]->name);
+    } else {
+        log_info("client %s joined", p->name);
+    }
+    s_welcome(b, p);
+}
+
+static void s_bye(broker_t *b, peer_t *p, const msg_t *m)
+{
+    if (p->role == MSG_ROLE_WORKER && m->drain) {
+        p->draining = true;
+        p->credit = 0;
+        log_info("worker %s is draining (%llu jobs to finish)", p->name,
+                 (unsigned long long)p->leases.n);
+        return;
+    }
+    broker_forget_peer(b, p, false, "said goodbye");
+}
+
+/* ---- jobs */
+
+static void s_submit(broker_t *b, peer_t *p, const msg_t *m)
+{
+    uint32_t refused = 0;
+    char err[256], first[256] = "";
+    for (uint32_t i = 0; i < m->njobs; i++) {
+        const msg_job_t *spec = &m->jobs[i];
+        uint64_t id = 0;
+        msg_err_t code = dispatch_accept(b, p, spec, &id, err, sizeof err);
+        if (code != QJ_E_OK && refused++ == 0)
+            snprintf(first, sizeof first, "%s", err);
+        if (peer_push_ack(p, spec->ref, id, (uint16_t)code, code ? err : NULL) != 0)
+            log_error("out of memory: ACCEPTED item for ref %llu to %s lost",
+                      (unsigned long long)spec->ref, p->name);
+    }
+    broker_mark_peer(b, p);
+    if (refused)
+        log_warn("refused %u of %u job(s) from %s: %s", refused, m->njobs, p->name, first);
+}
+
+static void s_await(broker_t *b, peer_t *p, const msg_t *m)
+{
+    for (uint32_t i = 0; i < m->nids; i++) {
+        job_t *job = jobs_find(b->jobs, m->ids[i]);
+        /* An unknown id is pushed as such: the flush finds no job and
+         * sends st = unknown. */
+        int rc = job ? dispatch_await(b, job, p->sess) : sess_push_result(p->sess, m->ids[i]);
+        if (rc != 0)
+            log_error("out of memory: AWAIT of job %llu by %s lost",
+                      (unsigned long long)m->ids[i], p->name);
+        else if (!job)
+            broker_mark_sess(b, p->sess);
+    }
+}
+
+static void s_results(broker_t *b, peer_t *p, const msg_t *m)
+{
+    for (uint32_t i = 0; i < m->nresults; i++)
+        dispatch_result(b, p, &m->results[i]);
+    s_credit(b, p, m->credit);
+}
+
+static void s_progress(broker_t *b, peer_t *p, const msg_t *m)
+{
+    job_t *job = jobs_find(b->jobs, m->id);
+    if (!job || job->state != MSG_STATE_RUNNING || job->worker != p) {
+        log_debug("%s reported progress of job %llu, which it does not hold: ignored", p->name,
+                  (unsigned long long)m->id);
+        return;
+    }
+    job_aux_t *aux = job_aux(job);
+    if (!aux)
+        return;
+    job_prog_t *prog = &aux->prog;
+    aux->has_prog = true;
+    prog->done = m->done;
+    prog->total = m->total;
+    prog->note_len = (uint16_t)(m->note.len < QJ_MAX_NOTE ? m->note.len : QJ_MAX_NOTE);
+    if (prog->note_len)
+        memcpy(prog->note, m->note.ptr, prog->note_len);
+    /* Progress is best effort: sent now, dropped if the submitter is away. */
+    if ((job->flags & JOB_F_PROGRESS) && job->sess && job->sess->peer) {
+        msg_t out = {.cmd = MSG_PROGRESS, .id = m->id, .done = m->done, .total = m->total,
+                     .note = m->note};
+        broker_send(b, job->sess->peer, &out);
+    }
+}
+
+/* ---- queries */
+
+/* Describe a job as a result map for STATUS_REP / DEAD_REP.  budget: bytes
+ * of values still allowed in the reply (decremented). */
+static void s_describe(const job_t *job, msg_result_t *r, size_t *budget)
+{
+    memset(r, 0, sizeof *r);
+    r->id = job->id;
+    r->state = job->state;
+    r->queue = (msg_bytes_t){job->queue->name, job->queue->name_len};
+    r->task = (msg_bytes_t){job_task(job), job->task_len};
+    r->attempts = job->attempt;
+    r->t.submitted = job->t_submit;
+    r->t.queued = job->t_queued;
+    r->t.dispatched = job->t_dispatched;
+    if (job->aux && job->aux->has_prog) {
+        const job_prog_t *prog = &job->aux->prog;
+        r->prog_done = prog->done;
+        r->prog_total = prog->total;
+        if (prog->note_len)
+            r->prog_note = (msg_bytes_t){prog->note, prog->note_len};
+    }
+    if (job->state != MSG_STATE_DONE && job->state != MSG_STATE_DEAD)
+        return;
+    r->st = job->st;
+    const job_result_t *res = job->res;
+    if (!res)
+        return;
+    r->t.started = res->started;
+    r->t.finished = res->finished;
+    job_result_view(res, &r->value, &r->error, &r->worker);
+    if (res->val_len > *budget)
+        r->value = (msg_bytes_t){0};
+    else
+        *budget -= res->val_len;
+}
+
+static void s_status(broker_t *b, peer_t *p, const msg_t *m)
+{
+    size_t budget = REPLY_VALUE_BUDGET;
+    for (uint32_t i = 0; i < m->nids; i++) {
+        const job_t *job = jobs_find(b->jobs, m->ids[i]);
+        if (job) {
+            s_describe(job, &b->sresults[i], &budget);
+        } else {
+            b->sresults[i] = (msg_result_t){
+                .id = m->ids[i], .st = MSG_ST_UNKNOWN, .state = MSG_STATE_UNKNOWN};
+        }
+    }
+    msg_t out = {.cmd = MSG_STATUS_REP, .rid = m->rid, .results = b->sresults,
+                 .nresults = m->nids};
+    broker_reply(b, p, &out);
+}
+
+static void s_dead(broker_t *b, peer_t *p, const msg_t *m)
+{
+    uint32_t limit = m->limit ? m->limit : DEFAULT_DEAD_LIMIT;
+    if (limit > QJ_MAX_BATCH)
+        limit = QJ_MAX_BATCH;
+    size_t budget = REPLY_VALUE_BUDGET;
+    uint32_t n = 0;
+    for (const job_t *job = jobs_dead_head(b->jobs); job && n < limit; job = job->next) {
+        if (m->queue.ptr && (m->queue.len != job->queue->name_len ||
+                             memcmp(m->queue.ptr, job->queue->name, m->queue.len) != 0))
+            continue;
+        s_describe(job, &b->sresults[n++], &budget);
+    }
+    msg_t out = {.cmd = MSG_DEAD_REP, .rid = m->rid, .results = b->sresults, .nresults = n};
+    broker_reply(b, p, &out);
+}
+
+/* CANCEL and REQUEUE: one outcome per id. */
+static void s_outcomes(broker_t *b, peer_t *p, const msg_t *m)
+{
+    msg_outcome_t *items = calloc(m->nids ? m->nids : 1, sizeof *items);
+    if (!items) {
+        broker_error(b, p->rid, p->rid_len, QJ_E_INTERNAL, m->cmd, m->rid,
+                     "broker out of memory: retry later");
+        return;
+    }
+    uint32_t done = 0;
+    for (uint32_t i = 0; i < m->nids; i++) {
+        job_t *job = jobs_find(b->jobs, m->ids[i]);
+        items[i].id = m->ids[i];
+        if (m->cmd == MSG_CANCEL)
+            items[i].outcome = job ? dispatch_cancel(b, job) : MSG_CANCEL_UNKNOWN;
+        else
+            /* REQUEUE_REP: 0 requeued, 3 not in the dead-letter list */
+            items[i].outcome = job && dispatch_revive(b, job) == 0 ? 0 : MSG_CANCEL_UNKNOWN;
+        done += items[i].outcome == 0;
+    }
+    if (done)
+        log_info("%s %s %u job(s)", p->name, m->cmd == MSG_CANCEL ? "cancelled" : "requeued",
+                 done);
+    msg_t out = {.cmd = m->cmd == MSG_CANCEL ? MSG_CANCEL_REP : MSG_REQUEUE_REP, .rid = m->rid,
+                 .outcomes = items, .noutcomes = m->nids};
+    broker_reply(b, p, &out);
+    free(items);
+}
+
+static uint64_t s_rss(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void s_stats(broker_t *b, peer_t *p, const msg_t *m)
+{
+    msg_t out = {.cmd = MSG_STATS_REP, .rid = m->rid};
+    msg_stats_t *st = &out.stats;
+    uint32_t nworkers = 0;
+    for (const peer_t *w = peers_first(b->peers); w; w = w->next) {
+        if (w->role == MSG_ROLE_WORKER)
+            nworkers++;
+        else
+            st->clients++;
+    }
+    st->queues = calloc(b->nqueues ? b->nqueues : 1, sizeof *st->queues);
+    st->workers_list = calloc(nworkers ? nworkers : 1, sizeof *st->workers_list);
+    if (!st->queues || !st->workers_list) {
+        free(st->queues);
+        free(st->workers_list);
+        broker_error(b, p->rid, p->rid_len, QJ_E_INTERNAL, m->cmd, m->rid,
+                     "broker out of memory: retry later");
+        return;
+    }
+    const broker_counts_t *c = &b->counts;
+    st->uptime_ms = b->now_ms - b->start_ms;
+    st->workers = nworkers;
+    st->submitted = c->submitted;
+    st->done = c->done;
+    st->failed = c->failed;
+    st->retried = c->retried;
+    st->lost = c->lost;
+    st->cancelled = c->cancelled;
+    st->bad_frames = c->bad;
+    memcpy(st->bad_by_code, c->bad_by, sizeof st->bad_by_code);
+    st->results_kept = jobs_kept(b->jobs);
+    st->rss_bytes = s_rss();
+    for (uint32_t i = 0; i < b->nqueues; i++) {
+        const queue_t *q = b->qlist[i];
+        st->queues[i] = (msg_qstat_t){
+            .name = {q->name, q->name_len}, .depth = q->depth, .delayed = q->delayed,
+            .running = q->running, .workers = q->nworkers, .submitted = q->submitted,
+            .done = q->done, .failed = q->failed, .retried = q->retried, .dead = q->dead,
+            .comm_us = q->comm_us, .compute_us = q->compute_us};
+    }
+    st->nqueues = b->nqueues;
+    for (const peer_t *w = peers_first(b->peers); w; w = w->next) {
+        if (w->role != MSG_ROLE_WORKER)
+            continue;
+        st->workers_list[st->nworkers++] = (msg_wstat_t){
+            .name = {w->name, (uint32_t)strlen(w->name)}, .slots = w->slots,
+            .busy = (uint32_t)w->leases.n, .done = w->done,
+            .idle_ms = b->now_ms - w->last_in_ms};
+    }
+    broker_reply(b, p, &out);
+    free(st->queues);
+    free(st->workers_list);
+}
+
+/* ---- routing */
+
+/* Commands only a worker sends. */
+static bool s_worker_only(uint8_t cmd)
+{
+    return cmd == MSG_RESULTS || cmd == MSG_CREDIT || cmd == MSG_TOUCH || cmd == MSG_PROGRESS;
+}
+
+void command_handle(broker_t *b, const void *rid, size_t rid_len, peer_t *p, const msg_t *m)
+{
+    if (m->cmd == MSG_ERROR || (!p && (m->cmd == MSG_HEARTBEAT || m->cmd == MSG_BYE))) {
+        /* Never answered (PROTOCOL §5.5); an ERROR is only logged. */
+        if (m->cmd == MSG_ERROR)
+            log_debug("%s sent ERROR %s: %.*s", p ? p->name : "a stranger",
+                      msg_err_name(m->code), (int)m->text.len, m->text.ptr ? m->text.ptr : "");
+        return;
+    }
+    if (m->cmd == MSG_HELLO) {
+        s_hello(b, rid, rid_len, p, m);
+        return;
+    }
+    if (!p) {
+        broker_error(b, rid, rid_len, QJ_E_HELLO, m->cmd, m->rid,
+                     "%s before HELLO: send HELLO first, then resend it", msg_cmd_name(m->cmd));
+        return;
+    }
+    p->last_in_ms = b->now_ms; /* any message renews the peer and its leases */
+    if (s_worker_only(m->cmd) && p->role != MSG_ROLE_WORKER) {
+        broker_error(b, rid, rid_len, QJ_E_ROLE, m->cmd, m->rid, "%s is for workers only",
+                     msg_cmd_name(m->cmd));
+        return;
+    }
+    switch (m->cmd) {
+    case MSG_HEARTBEAT:
+    case MSG_TOUCH:
+        break;
+    case MSG_BYE: s_bye(b, p, m); break;
+    case MSG_SUBMIT: s_submit(b, p, m); break;
+    case MSG_AWAIT: s_await(b, p, m); break;
+    case MSG_RESULTS: s_results(b, p, m); break;
+    case MSG_CREDIT: s_credit(b, p, m->credit); break;
+    case MSG_PROGRESS: s_progress(b, p, m); break;
+    case MSG_STATUS: s_status(b, p, m); break;
+    case MSG_CANCEL:
+    case MSG_REQUEUE: s_outcomes(b, p, m); break;
+    case MSG_DEAD: s_dead(b, p, m); break;
+    case MSG_STATS: s_stats(b, p, m); break;
+    default:
+        broker_error(b, rid, rid_len, QJ_E_ROLE, m->cmd, m->rid,
+                     "%s is sent by the broker, never to it", msg_cmd_name(m->cmd));
+        break;
+    }
+}

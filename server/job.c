@@ -1,0 +1,360 @@
+/* job.c -- job records, job lists and the job registry (see job.h). */
+#include "job.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "htab.h"
+
+job_t *job_new(const msg_job_t *spec, uint64_t id)
+{
+    assert(spec->task.len <= QJ_MAX_TASK_NAME && spec->key.len <= QJ_MAX_KEY);
+    size_t extra = (size_t)spec->task.len + spec->key.len + spec->args.len;
+    job_t *j = malloc(sizeof *j + extra);
+    if (!j)
+        return NULL;
+    memset(j, 0, sizeof *j);
+    j->id = id;
+    j->ref = spec->ref;
+    j->parent = spec->parent;
+    j->t_submit = spec->t_submit;
+    j->timeout_ms = spec->timeout_ms;
+    j->retries = (uint16_t)(spec->retries < JOB_MAX_RETRIES ? spec->retries : JOB_MAX_RETRIES);
+    j->backoff_ms = spec->backoff_ms;
+    j->pri = (int8_t)spec->pri;
+    j->task_len = (uint8_t)spec->task.len;
+    j->key_len = (uint8_t)spec->key.len;
+    j->args_len = spec->args.len;
+    j->flags = (spec->detach ? JOB_F_DETACH : 0) | (spec->progress ? JOB_F_PROGRESS : 0);
+    char *p = j->data;
+    if (spec->task.len)
+        memcpy(p, spec->task.ptr, spec->task.len);
+    p += spec->task.len;
+    if (spec->key.len)
+        memcpy(p, spec->key.ptr, spec->key.len);
+    p += spec->key.len;
+    if (spec->args.len)
+        memcpy(p, spec->args.ptr, spec->args.len);
+    return j;
+}
+
+void job_free(job_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    job_t *j = *self_p;
+    assert(!job_waiters(j));
+    free(j->res);
+    free(j->aux);
+    free(j);
+    *self_p = NULL;
+}
+
+job_aux_t *job_aux(job_t *self)
+{
+    if (!self->aux)
+        self->aux = calloc(1, sizeof *self->aux);
+    return self->aux;
+}
+
+int job_set_result(job_t *self, msg_bytes_t val, msg_bytes_t err, msg_bytes_t wk,
+                   uint64_t started, uint64_t finished)
+{
+    free(self->res);
+    self->res = NULL;
+    if (wk.len > UINT16_MAX)
+        wk.len = UINT16_MAX;
+    size_t extra = (size_t)val.len + err.len + wk.len;
+    if (extra == 0 && started == 0 && finished == 0)
+        return 0;
+    job_result_t *r = malloc(sizeof *r + extra);
+    if (!r)
+        return -1;
+    r->started = started;
+    r->finished = finished;
+    r->val_len = val.len;
+    r->err_len = err.len;
+    r->wk_len = (uint16_t)wk.len;
+    if (val.len)
+        memcpy(r->data, val.ptr, val.len);
+    if (err.len)
+        memcpy(r->data + val.len, err.ptr, err.len);
+    if (wk.len)
+        memcpy(r->data + val.len + err.len, wk.ptr, wk.len);
+    self->res = r;
+    return 0;
+}
+
+static msg_bytes_t s_part(const char *ptr, uint32_t len)
+{
+    return len ? (msg_bytes_t){ptr, len} : (msg_bytes_t){0};
+}
+
+void job_result_view(const job_result_t *res, msg_bytes_t *val, msg_bytes_t *err,
+                     msg_bytes_t *wk)
+{
+    *val = s_part(res->data, res->val_len);
+    *err = s_part(res->data + res->val_len, res->err_len);
+    *wk = s_part(res->data + res->val_len + res->err_len, res->wk_len);
+}
+
+/* ---- lists */
+
+void jlist_push_back(jlist_t *l, job_t *j)
+{
+    j->next = NULL;
+    j->prev = l->tail;
+    if (l->tail)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+    l->n++;
+}
+
+void jlist_push_front(jlist_t *l, job_t *j)
+{
+    j->prev = NULL;
+    j->next = l->head;
+    if (l->head)
+        l->head->prev = j;
+    else
+        l->tail = j;
+    l->head = j;
+    l->n++;
+}
+
+void jlist_remove(jlist_t *l, job_t *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        l->head = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    else
+        l->tail = j->prev;
+    j->next = j->prev = NULL;
+    l->n--;
+}
+
+job_t *jlist_pop_front(jlist_t *l)
+{
+    job_t *j = l->head;
+    if (j)
+        jlist_remove(l, j);
+    return j;
+}
+
+/* ---- registry */
+
+struct jobs {
+    htab_t *by_id;
+    htab_t *by_ref;      /* (submitter session, ref): resent submits */
+    htab_t *by_key;      /* idempotency keys */
+    jlist_t kept;        /* DONE, oldest first */
+    jlist_t dead;        /* DEAD (dead-letter list), oldest first */
+    uint64_t next_id;
+    uint64_t ttl_ms;
+    uint64_t max_kept;
+};
+
+typedef struct ref_key {
+    const struct sess *sess;
+    uint64_t ref;
+} ref_key_t;
+
+typedef struct str_key {
+    const char *ptr;
+    size_t len;
+} str_key_t;
+
+static uint64_t s_ref_hash(const struct sess *sess, uint64_t ref)
+{
+    return htab_hash_seq((uint64_t)(uintptr_t)sess, ref);
+}
+
+static uint64_t s_id_hash(uint64_t id)
+{
+    return htab_hash_seq(0, id);
+}
+
+static bool s_eq_id(const void *item, const void *key)
+{
+    return ((const job_t *)item)->id == *(const uint64_t *)key;
+}
+
+static bool s_eq_ref(const void *item, const void *key)
+{
+    const job_t *j = item;
+    const ref_key_t *k = key;
+    return j->sess == k->sess && j->ref == k->ref;
+}
+
+static bool s_eq_key(const void *item, const void *key)
+{
+    const job_t *j = item;
+    const str_key_t *k = key;
+    return j->key_len == k->len && memcmp(job_key(j), k->ptr, k->len) == 0;
+}
+
+static int s_by_address(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)*(job_t *const *)a, y = (uintptr_t)*(job_t *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+jobs_t *jobs_new(uint64_t first_id, uint64_t ttl_ms, uint64_t max_kept)
+{
+    jobs_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->by_id = htab_new();
+    self->by_ref = htab_new();
+    self->by_key = htab_new();
+    if (!self->by_id || !self->by_ref || !self->by_key) {
+        jobs_destroy(&self, NULL, NULL);
+        return NULL;
+    }
+    self->next_id = first_id ? first_id : 1;
+    self->ttl_ms = ttl_ms;
+    self->max_kept = max_kept;
+    return self;
+}
+
+void jobs_destroy(jobs_t **self_p, void (*release)(job_t *job, void *ctx), void *ctx)
+{
+    if (!self_p || !*self_p)
+        return;
+    jobs_t *self = *self_p;
+    if (self->by_id && release) {
+        /* Hash order is random over memory: freeing a million jobs in it
+         * costs seconds of cache misses.  Unfinished jobs are freed in
+         * address order (near enough allocation order), finished ones in
+         * the order they finished. */
+        size_t n = 0, cursor = 0;
+        job_t *j, **v = malloc(htab_count(self->by_id) * sizeof *v + 1);
+        while ((j = htab_next(self->by_id, &cursor)))
+            if (j->state != MSG_STATE_DONE && j->state != MSG_STATE_DEAD) {
+                if (v)
+                    v[n++] = j;
+                else
+                    release(j, ctx); /* no memory to sort: hash order then */
+            }
+        if (v) {
+            qsort(v, n, sizeof *v, s_by_address);
+            for (size_t i = 0; i < n; i++)
+                release(v[i], ctx);
+            free(v);
+        }
+        for (jlist_t *l = &self->kept; l; l = l == &self->kept ? &self->dead : NULL)
+            while ((j = jlist_pop_front(l)))
+                release(j, ctx);
+    }
+    htab_destroy(&self->by_id);
+    htab_destroy(&self->by_ref);
+    htab_destroy(&self->by_key);
+    free(self);
+    *self_p = NULL;
+}
+
+uint64_t jobs_next_id(jobs_t *self)
+{
+    return self->next_id++;
+}
+
+int jobs_add(jobs_t *self, job_t *job)
+{
+    if (htab_insert(self->by_id, s_id_hash(job->id), job) != 0)
+        return -1;
+    if (job->ref && htab_insert(self->by_ref, s_ref_hash(job->sess, job->ref), job) != 0) {
+        htab_remove(self->by_id, s_id_hash(job->id), job);
+        return -1;
+    }
+    if (job->key_len &&
+        htab_insert(self->by_key, htab_hash_bytes(job_key(job), job->key_len), job) != 0) {
+        htab_remove(self->by_id, s_id_hash(job->id), job);
+        if (job->ref)
+            htab_remove(self->by_ref, s_ref_hash(job->sess, job->ref), job);
+        return -1;
+    }
+    return 0;
+}
+
+static void s_unindex(jobs_t *self, job_t *job)
+{
+    htab_remove(self->by_id, s_id_hash(job->id), job);
+    if (job->ref)
+        htab_remove(self->by_ref, s_ref_hash(job->sess, job->ref), job);
+    if (job->key_len)
+        htab_remove(self->by_key, htab_hash_bytes(job_key(job), job->key_len), job);
+}
+
+void jobs_remove(jobs_t *self, job_t *job)
+{
+    if (job->state == MSG_STATE_DONE)
+        jlist_remove(&self->kept, job);
+    else if (job->state == MSG_STATE_DEAD)
+        jlist_remove(&self->dead, job);
+    s_unindex(self, job);
+}
+
+job_t *jobs_find(const jobs_t *self, uint64_t id)
+{
+    return htab_find(self->by_id, s_id_hash(id), s_eq_id, &id);
+}
+
+job_t *jobs_find_ref(const jobs_t *self, const struct sess *sess, uint64_t ref)
+{
+    ref_key_t k = {sess, ref};
+    return htab_find(self->by_ref, s_ref_hash(sess, ref), s_eq_ref, &k);
+}
+
+job_t *jobs_find_key(const jobs_t *self, const char *key, size_t len)
+{
+    str_key_t k = {key, len};
+    return htab_find(self->by_key, htab_hash_bytes(key, len), s_eq_key, &k);
+}
+
+void jobs_keep(jobs_t *self, job_t *job)
+{
+    assert(job->state == MSG_STATE_DONE || job->state == MSG_STATE_DEAD);
+    jlist_push_back(job->state == MSG_STATE_DONE ? &self->kept : &self->dead, job);
+}
+
+void jobs_unkeep(jobs_t *self, job_t *job)
+{
+    assert(job->state == MSG_STATE_DEAD);
+    jlist_remove(&self->dead, job);
+}
+
+job_t *jobs_expired(jobs_t *self, uint64_t now_ms)
+{
+    /* Both lists are in order of final_ms, so the oldest finished job is
+     * one of the two heads. */
+    job_t *k = self->kept.head, *d = self->dead.head;
+    job_t *oldest = !k ? d : !d ? k : (d->final_ms < k->final_ms ? d : k);
+    if (!oldest)
+        return NULL;
+    bool over = self->kept.n + self->dead.n > self->max_kept;
+    if (!over && now_ms - oldest->final_ms < self->ttl_ms)
+        return NULL;
+    jobs_remove(self, oldest);
+    return oldest;
+}
+
+job_t *jobs_dead_head(const jobs_t *self)
+{
+    return self->dead.head;
+}
+
+uint64_t jobs_count(const jobs_t *self)
+{
+    return htab_count(self->by_id);
+}
+
+uint64_t jobs_kept(const jobs_t *self)
+{
+    return self->kept.n + self->dead.n;
+}

@@ -1,0 +1,111 @@
+/* queue.c -- priority levels with FIFO order inside each (see queue.h). */
+#include "queue.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+queue_t *queue_new(const char *name, size_t len)
+{
+    assert(len >= 1 && len <= QJ_MAX_QUEUE_NAME);
+    queue_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    memcpy(self->name, name, len);
+    self->name_len = (uint8_t)len;
+    return self;
+}
+
+void queue_destroy(queue_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    free((*self_p)->workers);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static inline unsigned s_level(const job_t *job)
+{
+    return (unsigned)(job->pri + 128);
+}
+
+static inline void s_mark(queue_t *self, unsigned lv)
+{
+    self->bits[lv >> 6] |= 1ull << (lv & 63);
+}
+
+static inline void s_unmark_if_empty(queue_t *self, unsigned lv)
+{
+    if (!self->level[lv].head)
+        self->bits[lv >> 6] &= ~(1ull << (lv & 63));
+}
+
+void queue_push(queue_t *self, job_t *job)
+{
+    unsigned lv = s_level(job);
+    jlist_push_back(&self->level[lv], job);
+    s_mark(self, lv);
+    self->depth++;
+}
+
+void queue_push_front(queue_t *self, job_t *job)
+{
+    unsigned lv = s_level(job);
+    jlist_push_front(&self->level[lv], job);
+    s_mark(self, lv);
+    self->depth++;
+}
+
+job_t *queue_peek(const queue_t *self)
+{
+    for (int w = 3; w >= 0; w--)
+        if (self->bits[w]) {
+            unsigned lv = (unsigned)w * 64 + 63 - (unsigned)__builtin_clzll(self->bits[w]);
+            return self->level[lv].head;
+        }
+    return NULL;
+}
+
+void queue_remove(queue_t *self, job_t *job)
+{
+    unsigned lv = s_level(job);
+    jlist_remove(&self->level[lv], job);
+    s_unmark_if_empty(self, lv);
+    self->depth--;
+}
+
+job_t *queue_pop(queue_t *self)
+{
+    job_t *job = queue_peek(self);
+    if (job)
+        queue_remove(self, job);
+    return job;
+}
+
+int queue_add_worker(queue_t *self, struct peer *worker)
+{
+    if (self->nworkers == self->capworkers) {
+        uint32_t cap = self->capworkers ? self->capworkers * 2 : 4;
+        struct peer **v = realloc(self->workers, cap * sizeof *v);
+        if (!v)
+            return -1;
+        self->workers = v;
+        self->capworkers = cap;
+    }
+    self->workers[self->nworkers++] = worker;
+    return 0;
+}
+
+void queue_remove_worker(queue_t *self, struct peer *worker)
+{
+    for (uint32_t i = 0; i < self->nworkers; i++)
+        if (self->workers[i] == worker) {
+            memmove(&self->workers[i], &self->workers[i + 1],
+                    (self->nworkers - i - 1) * sizeof *self->workers);
+            self->nworkers--;
+            if (self->rr > i)
+                self->rr--;
+            return;
+        }
+}

@@ -1,0 +1,74 @@
+/* queue.h -- a named queue: ready jobs by priority, FIFO within a level.
+ *
+ * 256 levels (priority -128..127), each an intrusive list of jobs in the
+ * order they were queued, and a bitmap of the non-empty levels, so that
+ * push, pop and removal are O(1) (pop finds the top level with four
+ * count-leading-zeros).  The queue also lists the workers that serve it
+ * and carries its figures for STATS.  Delayed and running jobs are not on
+ * the queue; it only counts them.
+ */
+#ifndef QJ_QUEUE_H
+#define QJ_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "job.h"
+#include "limits.h"
+
+struct peer;
+
+typedef struct queue {
+    char name[QJ_MAX_QUEUE_NAME + 1]; /* NUL-terminated */
+    uint8_t name_len;
+    jlist_t level[256];         /* index = priority + 128 */
+    uint64_t bits[4];           /* bit i set = level i not empty */
+    uint64_t depth;             /* ready jobs (sum of the levels) */
+    uint64_t delayed;           /* jobs waiting for their time (at, backoff) */
+    uint64_t running;           /* jobs leased to workers */
+    uint64_t max_depth;         /* ready + delayed at most; 0 = no bound */
+    /* figures (STATS), counted since start */
+    uint64_t submitted, done, failed, retried;
+    uint64_t dead;              /* jobs in the dead-letter list now */
+    uint64_t comm_us;           /* over finished jobs: life minus compute */
+    uint64_t compute_us;        /* over finished jobs: finished - started */
+    /* workers serving it, for dispatch */
+    struct peer **workers;
+    uint32_t nworkers, capworkers;
+    uint32_t rr;                /* round-robin start for ties */
+    /* dispatch bookkeeping (broker) */
+    bool dirty;                 /* on the broker's list of queues to dispatch */
+    struct queue *dirty_next;
+} queue_t;
+
+/* Create an empty queue named name[0..len) (1..QJ_MAX_QUEUE_NAME bytes).
+ * Returns NULL if out of memory. */
+queue_t *queue_new(const char *name, size_t len);
+
+/* Free the queue (not its jobs: the registry owns them); safe on NULL,
+ * nulls the caller's pointer. */
+void queue_destroy(queue_t **self_p);
+
+/* Append a ready job at the back of its priority level (job->pri). */
+void queue_push(queue_t *self, job_t *job);
+
+/* Put a ready job at the front of its level: a job that comes back (its
+ * worker died or left) goes out again before later ones. */
+void queue_push_front(queue_t *self, job_t *job);
+
+/* The oldest job of the highest non-empty level, or NULL. */
+job_t *queue_peek(const queue_t *self);
+
+/* Remove and return queue_peek's job, or NULL. */
+job_t *queue_pop(queue_t *self);
+
+/* Remove a job that is on this queue (cancel). */
+void queue_remove(queue_t *self, job_t *job);
+
+/* Add a worker to the queue's list.  Returns 0, or -1 if out of memory. */
+int queue_add_worker(queue_t *self, struct peer *worker);
+
+/* Remove a worker from the list (nothing happens if it is not there). */
+void queue_remove_worker(queue_t *self, struct peer *worker);
+
+#endif
