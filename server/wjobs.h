@@ -1,0 +1,87 @@
+/* wjobs.h -- the jobs a worker process holds, and the credit they imply.
+ *
+ * Each job runs its task in a coroutine of the set's scheduler, at most
+ * `coros` at a time; the rest wait in FIFO order (prefetched).  A job
+ * waiting for sub-jobs does not count against `coros`: its slot is lent.
+ * Finished jobs wait for wjobs_flush, which sends their results, progress
+ * reports and the credit they free through the host's send function.
+ *
+ * Credit (PROTOCOL.md §4.4): the broker may send as many jobs as the
+ * credit we granted and it has not used.  HELLO grants coros + prefetch;
+ * each finished job grants one more; a job that starts waiting for
+ * sub-jobs grants one more (its slot is lent), and takes it back (one
+ * less) when it stops waiting.  Invariant, once messages have arrived:
+ * broker's credit + jobs held = coros + prefetch + jobs lent.
+ */
+#ifndef QJ_WJOBS_H
+#define QJ_WJOBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+#include "qjob.h"
+
+typedef struct wjobs wjobs_t;
+
+typedef struct wjobs_opts {
+    unsigned coros;              /* jobs running at once, >= 1 */
+    unsigned prefetch;           /* jobs held beyond that */
+    size_t stack_size;           /* bytes of each coroutine stack (0 = default) */
+    const char *name;            /* worker name put in results (borrowed) */
+    const qj_registry *reg;      /* the tasks (borrowed) */
+    qj_client *client;           /* embedded client for sub-jobs (borrowed), or NULL */
+} wjobs_opts_t;
+
+/* How the set sends a message (PROGRESS, RESULTS, CREDIT).  Returns 0 or -1. */
+typedef int (*wjobs_send_fn)(void *arg, const msg_t *m);
+
+/* Create an empty set with its scheduler.  NULL on allocation failure. */
+wjobs_t *wjobs_new(const wjobs_opts_t *o);
+
+/* Free the set; running tasks are abandoned, not unwound.  Safe on NULL,
+ * nulls the caller's pointer. */
+void wjobs_destroy(wjobs_t **self_p);
+
+/* Take a job from a JOBS message (copied).  A job that cannot run
+ * (unknown task, bad arguments) finishes at once with an error.  Returns
+ * 0, or -1 if out of memory (the job was not taken). */
+int wjobs_take(wjobs_t *s, const msg_job_t *mj);
+
+/* Cancel a job: a waiting one finishes cancelled at once; a running one is
+ * asked to stop (its coroutine is woken).  Unknown ids are ignored. */
+void wjobs_cancel(wjobs_t *s, uint64_t id);
+
+/* Start waiting jobs while slots are free, and run the coroutines until
+ * none is runnable (or only ones that keep yielding are left). */
+void wjobs_run(wjobs_t *s);
+
+/* Stop the jobs past their timeout (they end with status timeout), and
+ * return the ms until the scheduler or the next deadline needs
+ * wjobs_run again, or -1 if nothing is due. */
+long wjobs_timers(wjobs_t *s, uint64_t now_ms);
+
+/* Send pending progress reports, then the results of finished jobs (as
+ * few RESULTS messages as the limits allow) carrying the credit due, or a
+ * CREDIT message if credit is due without results. */
+void wjobs_flush(wjobs_t *s, wjobs_send_fn send, void *arg);
+
+/* The connection is new (or the broker forgot it): forget the jobs not
+ * started (the broker requeues them) and return the credit HELLO should
+ * grant, leaving room for the jobs still running. */
+uint32_t wjobs_hello_credit(wjobs_t *s);
+
+/* Draining: grant no more credit from now on. */
+void wjobs_set_draining(wjobs_t *s);
+
+/* For the embedded client's hooks, from inside a task coroutine: the id of
+ * the running job (0 if none); it starts / stops waiting for sub-jobs. */
+uint64_t wjobs_current(wjobs_t *s);
+void wjobs_block(wjobs_t *s);
+void wjobs_unblock(wjobs_t *s);
+
+size_t wjobs_held(const wjobs_t *s);      /* waiting + running */
+uint64_t wjobs_finished(const wjobs_t *s);/* jobs finished since the start */
+
+#endif

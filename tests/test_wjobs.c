@@ -1,0 +1,376 @@
+/* test_wjobs.c -- a worker process's jobs: running, batching of results,
+ * credit (with slots lent by jobs waiting for sub-jobs), cancel, timeout,
+ * progress.  A small simulated broker hands out jobs only within the
+ * credit granted, and checks the credit invariant of wjobs.h. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "builtin.h"
+#include "clock.h"
+#include "registry.h"
+#include "sched.h"
+#include "wjobs.h"
+
+#define MAX_SEEN 64
+
+/* What the set sent, as the broker would see it. */
+typedef struct seen {
+    long credit;                 /* simulated broker's credit for us */
+    uint64_t next_id;
+    int results_msgs, credit_msgs, progress_msgs;
+    int nresults;
+    uint64_t ids[MAX_SEEN];
+    int st[MAX_SEEN];
+    char err[MAX_SEEN][200];
+    uint64_t prog_done, prog_total;
+    char prog_note[64];
+} seen_t;
+
+static wjobs_t *g_set;
+static sched_t *g_sched;
+static coro_t *g_parked[8];
+static int g_nparked;
+
+static int s_send(void *arg, const msg_t *m)
+{
+    seen_t *s = arg;
+    switch (m->cmd) {
+    case MSG_RESULTS:
+        s->results_msgs++;
+        for (uint32_t i = 0; i < m->nresults && s->nresults < MAX_SEEN; i++) {
+            const msg_result_t *r = &m->results[i];
+            s->ids[s->nresults] = r->id;
+            s->st[s->nresults] = r->st;
+            assert_int_equal(r->worker.len, 5);
+            assert_true(r->t.started > 0 && r->t.finished >= r->t.started);
+            snprintf(s->err[s->nresults], sizeof s->err[0], "%.*s", (int)r->error.len,
+                     r->error.ptr ? r->error.ptr : "");
+            s->nresults++;
+        }
+        s->credit += m->credit;
+        break;
+    case MSG_CREDIT:
+        s->credit_msgs++;
+        s->credit += m->credit;
+        break;
+    case MSG_PROGRESS:
+        s->progress_msgs++;
+        s->prog_done = m->done;
+        s->prog_total = m->total;
+        snprintf(s->prog_note, sizeof s->prog_note, "%.*s", (int)m->note.len,
+                 m->note.ptr ? m->note.ptr : "");
+        break;
+    default:
+        fail_msg("unexpected %s", msg_cmd_name(m->cmd));
+    }
+    return 0;
+}
+
+/* The broker sends one job, which it may only do with credit left. */
+static uint64_t s_dispatch(seen_t *s, const char *task, uint32_t timeout_ms)
+{
+    assert_true(s->credit > 0);
+    s->credit--;
+    msg_job_t mj = {0};
+    mj.id = ++s->next_id;
+    mj.task = (msg_bytes_t){task, (uint32_t)strlen(task)};
+    mj.queue = (msg_bytes_t){"default", 7};
+    mj.attempt = 1;
+    mj.timeout_ms = timeout_ms;
+    assert_int_equal(wjobs_take(g_set, &mj), 0);
+    return mj.id;
+}
+
+static void s_turn(seen_t *s)
+{
+    wjobs_run(g_set);
+    wjobs_flush(g_set, s_send, s);
+}
+
+/* wjobs.h: broker's credit + jobs held = coros + prefetch + jobs lent. */
+static void s_check_invariant(const seen_t *s, long slots, long lent)
+{
+    assert_int_equal(s->credit + (long)wjobs_held(g_set), slots + lent);
+}
+
+/* Tasks. */
+static int t_wait(qj_ctx *ctx)
+{
+    /* What qj_await does inside a task: lend the slot, park until woken. */
+    (void)ctx;
+    wjobs_block(g_set);
+    g_sched = sched_current();
+    g_parked[g_nparked++] = coro_current();
+    sched_park(-1);
+    wjobs_unblock(g_set);
+    return qj_return_int(ctx, 1);
+}
+
+static int t_sleepy(qj_ctx *ctx)
+{
+    return qj_sleep(ctx, 3600 * 1000);
+}
+
+static int t_prog(qj_ctx *ctx)
+{
+    qj_progress(ctx, 1, 3, "one");
+    qj_progress(ctx, 2, 3, "two");
+    return 0;
+}
+
+static int t_current(qj_ctx *ctx)
+{
+    return qj_return_int(ctx, (int64_t)(wjobs_current(g_set) == qj_ctx_job_id(ctx)));
+}
+
+static qj_registry *g_reg;
+
+static void s_new_set(unsigned coros, unsigned prefetch, seen_t *s)
+{
+    wjobs_opts_t o = {coros, prefetch, 0, "w:1/0", g_reg, NULL};
+    g_set = wjobs_new(&o);
+    assert_non_null(g_set);
+    memset(s, 0, sizeof *s);
+    s->credit = wjobs_hello_credit(g_set);
+    assert_int_equal(s->credit, coros + prefetch);
+    g_nparked = 0;
+}
+
+static int s_setup(void **state)
+{
+    (void)state;
+    g_reg = qj_registry_new();
+    if (!g_reg || builtin_register(g_reg) != 0 || qj_register(g_reg, "wait", t_wait, NULL) ||
+        qj_register(g_reg, "sleepy", t_sleepy, NULL) || qj_register(g_reg, "prog", t_prog, NULL) ||
+        qj_register(g_reg, "current", t_current, NULL))
+        return -1;
+    return 0;
+}
+
+static int s_teardown(void **state)
+{
+    (void)state;
+    wjobs_destroy(&g_set);
+    qj_registry_destroy(&g_reg);
+    return 0;
+}
+
+static void test_batched_results(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set(2, 8, &s);
+    for (int i = 0; i < 10; i++)
+        s_dispatch(&s, "echo", 0);
+    assert_int_equal(s.credit, 0);
+    s_turn(&s);
+    /* All ten finished in one turn: one message, ten credits back. */
+    assert_int_equal(s.results_msgs, 1);
+    assert_int_equal(s.nresults, 10);
+    assert_int_equal(s.credit_msgs, 0);
+    assert_int_equal(s.credit, 10);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(s.st[i], MSG_ST_OK);
+    assert_int_equal(wjobs_finished(g_set), 10);
+    s_check_invariant(&s, 10, 0);
+    wjobs_destroy(&g_set);
+}
+
+static void test_unknown_task(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set(1, 0, &s);
+    s_dispatch(&s, "nosuch", 0);
+    s_turn(&s);
+    assert_int_equal(s.nresults, 1);
+    assert_int_equal(s.st[0], MSG_ST_ERROR);
+    assert_string_equal(s.err[0], "unknown task 'nosuch' (this worker has: current, echo, fail, "
+                                  "noop, pi, pi_split, prog, sleep, sleepy, wait)");
+    s_check_invariant(&s, 1, 0);
+    wjobs_destroy(&g_set);
+}
+
+static void test_lent_slots(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set(1, 0, &s);
+    /* One slot.  A job that waits lends it: the broker gets a credit and
+     * the next job runs meanwhile; twice over, then a plain job. */
+    s_dispatch(&s, "wait", 0);
+    s_turn(&s);
+    assert_int_equal(g_nparked, 1);
+    assert_int_equal(s.credit_msgs, 1);
+    s_check_invariant(&s, 1, 1);
+    s_dispatch(&s, "wait", 0);
+    s_turn(&s);
+    assert_int_equal(g_nparked, 2);
+    s_check_invariant(&s, 1, 2);
+    s_dispatch(&s, "echo", 0);
+    s_turn(&s);
+    assert_int_equal(s.nresults, 1);
+    assert_int_equal(s.ids[0], 3);
+    s_check_invariant(&s, 1, 2);
+
+    /* Both stop waiting and finish: the slots come back, no credit is
+     * granted twice. */
+    sched_wake(g_sched, g_parked[0]);
+    sched_wake(g_sched, g_parked[1]);
+    s_turn(&s);
+    assert_int_equal(s.nresults, 3);
+    assert_int_equal(s.st[1], MSG_ST_OK);
+    assert_int_equal(s.st[2], MSG_ST_OK);
+    assert_int_equal(wjobs_held(g_set), 0);
+    s_check_invariant(&s, 1, 0);
+    wjobs_destroy(&g_set);
+}
+
+static void test_owed_credit(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set(1, 0, &s);
+    s_dispatch(&s, "wait", 0);
+    s_turn(&s);
+    s_dispatch(&s, "sleepy", 0);   /* takes the lent slot */
+    s_turn(&s);
+    s_check_invariant(&s, 1, 1);
+    /* The waiting job resumes while the lent slot is still in use: two
+     * jobs run on one slot for a while, and the credit is owed... */
+    sched_wake(g_sched, g_parked[0]);
+    s_turn(&s);
+    assert_int_equal(s.nresults, 1);
+    assert_int_equal(s.credit, 0);   /* its result returned no credit */
+    s_check_invariant(&s, 1, 0);
+    /* ... until the other finishes. */
+    wjobs_cancel(g_set, 2);
+    s_turn(&s);
+    assert_int_equal(s.nresults, 2);
+    assert_int_equal(s.st[1], MSG_ST_CANCELLED);
+    assert_int_equal(s.credit, 1);
+    s_check_invariant(&s, 1, 0);
+    wjobs_destroy(&g_set);
+}
+
+static void test_cancel(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set(1, 1, &s);
+    uint64_t running = s_dispatch(&s, "sleepy", 0);
+    uint64_t waiting = s_dispatch(&s, "echo", 0);
+    s_turn(&s);
+    assert_int_equal(s.nresults, 0);
+    wjobs_cancel(g_set, waiting);   /* not started: finishes at once */
+    wjobs_cancel(g_set, 999);       /* not ours: ignored */
+    s_turn(&s);
+    assert_int_equal(s.nresults, 1);
+    assert_int_equal(s.ids[0], waiting);
+    assert_int_equal(s.st[0], MSG_ST_CANCELLED);
+    wjobs_cancel(g_set, running);   /* asleep: woken, stops */
+    s_turn(&s);
+    assert_int_equal(s.nresults, 2);
+    assert_int_equal(s.ids[1], running);
+    assert_int_equal(s.st[1], MSG_ST_CANCELLED);
+    s_check_invariant(&s, 2, 0);
+    wjobs_destroy(&g_set);
+}
+
+static void test_timeout(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set(1, 0, &s);
+    s_dispatch(&s, "sleepy", 5);
+    s_turn(&s);
+    for (int i = 0; i < 5000 && s.nresults == 0; i++) {
+        usleep(1000);
+        wjobs_timers(g_set, clock_mono_ms());
+        s_turn(&s);
+    }
+    assert_int_equal(s.nresults, 1);
+    assert_int_equal(s.st[0], MSG_ST_TIMEOUT);
+    assert_non_null(strstr(s.err[0], "timeout"));
+    s_check_invariant(&s, 1, 0);
+    wjobs_destroy(&g_set);
+}
+
+static void test_progress(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set(1, 0, &s);
+    s_dispatch(&s, "prog", 0);
+    s_turn(&s);
+    /* Two reports in one turn: only the latest is sent. */
+    assert_int_equal(s.progress_msgs, 1);
+    assert_int_equal(s.prog_done, 2);
+    assert_int_equal(s.prog_total, 3);
+    assert_string_equal(s.prog_note, "two");
+    assert_int_equal(s.nresults, 1);
+    wjobs_destroy(&g_set);
+}
+
+static void test_current(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set(3, 0, &s);
+    for (int i = 0; i < 3; i++)
+        s_dispatch(&s, "current", 0);
+    assert_int_equal(wjobs_current(g_set), 0);   /* the host's stack: no job */
+    s_turn(&s);
+    assert_int_equal(s.nresults, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(s.st[i], MSG_ST_OK);
+    wjobs_destroy(&g_set);
+}
+
+static void test_hello_and_drain(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set(1, 2, &s);
+    s_dispatch(&s, "sleepy", 0);
+    s_dispatch(&s, "echo", 0);
+    s_dispatch(&s, "echo", 0);
+    wjobs_run(g_set);   /* the sleeper starts; the echoes wait */
+    /* A new connection: the waiting jobs go back to the broker, and the
+     * credit leaves room for the one still running. */
+    assert_int_equal(wjobs_hello_credit(g_set), 2);
+    s.credit = 2;
+    assert_int_equal(wjobs_held(g_set), 1);
+    s_check_invariant(&s, 3, 0);
+    /* Draining: results go out, credit does not. */
+    wjobs_set_draining(g_set);
+    wjobs_cancel(g_set, 1);
+    s_turn(&s);
+    assert_int_equal(s.nresults, 1);
+    assert_int_equal(s.credit, 2);
+    assert_int_equal(s.credit_msgs, 0);
+    wjobs_destroy(&g_set);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_batched_results),
+        cmocka_unit_test(test_unknown_task),
+        cmocka_unit_test(test_lent_slots),
+        cmocka_unit_test(test_owed_credit),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_timeout),
+        cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_current),
+        cmocka_unit_test(test_hello_and_drain),
+    };
+    return cmocka_run_group_tests(tests, s_setup, s_teardown);
+}
