@@ -357,8 +357,8 @@ lib.qj_client_destroy(ctypes.byref(c))
     def test_reconnect_after_broker_restart(self):
         """The broker dies and comes back on the same endpoint: the client
         reconnects on its own, keeps its handles, resends the submit it
-        made meanwhile, and learns the fate of the one the old broker took
-        (unknown: it kept no journal)."""
+        made meanwhile, and gets the result of the one the old broker had
+        accepted (its journal kept it across the SIGKILL)."""
         self.start(procs=0)
         p = self.lib_start(r'''
 c = client()
@@ -389,7 +389,7 @@ lib.qj_client_destroy(ctypes.byref(c))
             p.stdin.flush()
             res = json.loads(p.stdout.readline())
             self.assertEqual(res["rc"], 0)
-            self.assertEqual(res["st"], [5, 0])   # unknown, ok
+            self.assertEqual(res["st"], [0, 0])   # both ok
             self.assertEqual(res["value"], {"when": "during"})
             self.assertEqual(p.wait(30), 0)
         finally:
