@@ -79,6 +79,11 @@ void client_unblock(qj_client *c, bool blocked)
         c->ops.unblock(c->ops.arg);
 }
 
+bool client_stopping(qj_client *c)
+{
+    return c->embedded && c->ops.stopping && c->ops.stopping(c->ops.arg);
+}
+
 uint64_t client_parent(qj_client *c)
 {
     return c->embedded && c->ops.current_job ? c->ops.current_job(c->ops.arg) : 0;

@@ -154,6 +154,7 @@ void client_run_callbacks(qj_client *c);
 void client_wait_room(qj_client *c);
 /* The parent id for a new submit: the host's current job, or 0. */
 uint64_t client_parent(qj_client *c);
+bool client_stopping(qj_client *c);      /* embedded: the waiting task must stop */
 /* Make a parked coroutine runnable; NULL is fine. */
 void client_wake(client_waiter_t *w);
 /* Tell the host a task starts waiting (once per wait: *blocked records

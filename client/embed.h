@@ -21,6 +21,11 @@ typedef struct qj_embed_ops {
      * (unblock): the worker lends out and takes back the job's slot. */
     void (*block)(void *arg);
     void (*unblock)(void *arg);
+    /* Has the running job been told to stop (cancelled, or past its
+     * timeout)?  A wait then ends at once with errno ECANCELED, so that a
+     * cancelled task is not held until its sub-jobs finish.  The host
+     * wakes the parked coroutine when it tells the job to stop. */
+    bool (*stopping)(void *arg);
     void *arg;
 } qj_embed_ops;
 

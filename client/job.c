@@ -542,6 +542,11 @@ static int s_wait(jobwait_t *jw, int timeout_ms)
             rc = 0;
             break;
         }
+        if (client_stopping(c)) {
+            errno = ECANCELED;
+            rc = -1;
+            break;
+        }
         long left = timeout_ms < 0 ? -1
                                    : timeout_ms - (long)(sched_now_ms(w.sched) - start);
         if (timeout_ms >= 0 && left <= 0) {

@@ -115,7 +115,9 @@ int qj_accepted(qj_job *j, int timeout_ms);
 
 /* Wait for the job to finish.  Inside a qjob task this yields the task's
  * coroutine (and lends its worker slot out) instead of blocking.
- * Returns 0 when done (see qj_job_status), -1 if timeout_ms ran out. */
+ * Returns 0 when done (see qj_job_status), -1 if timeout_ms ran out
+ * (errno ETIMEDOUT) or, inside a task, if that task was cancelled or hit
+ * its own timeout meanwhile (errno ECANCELED: return promptly). */
 int qj_await(qj_job *j, int timeout_ms);
 
 /* Wait for all of jobs[0..n).  Returns 0 when all are done, -1 on timeout

@@ -570,6 +570,12 @@ uint64_t wjobs_current(wjobs_t *s)
     return j ? j->id : 0;
 }
 
+bool wjobs_stopping(wjobs_t *s)
+{
+    job_t *j = s_current(s);
+    return j && qj_cancelled(j->ctx);
+}
+
 void wjobs_block(wjobs_t *s)
 {
     job_t *j = s_current(s);

@@ -80,6 +80,7 @@ void wjobs_set_draining(wjobs_t *s);
 uint64_t wjobs_current(wjobs_t *s);
 void wjobs_block(wjobs_t *s);
 void wjobs_unblock(wjobs_t *s);
+bool wjobs_stopping(wjobs_t *s);          /* the running job was told to stop */
 
 size_t wjobs_held(const wjobs_t *s);      /* waiting + running */
 uint64_t wjobs_finished(const wjobs_t *s);/* jobs finished since the start */

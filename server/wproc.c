@@ -83,6 +83,7 @@ static int s_send(void *arg, const msg_t *m)
 static uint64_t s_current_job(void *arg) { return wjobs_current(((wproc_t *)arg)->jobs); }
 static void s_block(void *arg) { wjobs_block(((wproc_t *)arg)->jobs); }
 static void s_unblock(void *arg) { wjobs_unblock(((wproc_t *)arg)->jobs); }
+static bool s_stopping(void *arg) { return wjobs_stopping(((wproc_t *)arg)->jobs); }
 
 /* ----------------------------------------------------------- connection */
 
@@ -418,7 +419,7 @@ wproc_t *wproc_new(const wproc_opts_t *o, char *err, size_t errlen)
     w->live = LIVE_DEFAULT;
     w->sig_r = w->sig_w = -1;
     msgpack_sbuffer_init(&w->out);
-    qj_embed_ops ops = {s_send_frame, s_current_job, s_block, s_unblock, w};
+    qj_embed_ops ops = {s_send_frame, s_current_job, s_block, s_unblock, s_stopping, w};
     w->reader = msg_reader_new();
     w->client = qj_client_new_embedded(&ops);
     wjobs_opts_t jo = {o->coros, o->prefetch, o->stack_size, o->name, o->reg, w->client};

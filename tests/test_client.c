@@ -36,6 +36,7 @@ typedef struct host {
     uint64_t current;             /* current_job() answer */
     int blocks, unblocks;
     int send_fail;                /* make send() fail */
+    bool stopping;                /* stopping() answer: the job was cancelled */
 } host_t;
 
 static int h_send(void *arg, const void *frame, size_t len)
@@ -53,6 +54,7 @@ static int h_send(void *arg, const void *frame, size_t len)
 static uint64_t h_current(void *arg) { return ((host_t *)arg)->current; }
 static void h_block(void *arg) { ((host_t *)arg)->blocks++; }
 static void h_unblock(void *arg) { ((host_t *)arg)->unblocks++; }
+static bool h_stopping(void *arg) { return ((host_t *)arg)->stopping; }
 static uint64_t h_clock(void *arg) { return ((host_t *)arg)->now; }
 
 static int s_setup(void **state)
@@ -63,7 +65,7 @@ static int s_setup(void **state)
     sched_set_clock(h->s, h_clock, h);
     h->rd = msg_reader_new();
     h->current = 42;
-    qj_embed_ops ops = {h_send, h_current, h_block, h_unblock, h};
+    qj_embed_ops ops = {h_send, h_current, h_block, h_unblock, h_stopping, h};
     h->c = qj_client_new_embedded(&ops);
     assert_non_null(h->c);
     *state = h;
@@ -284,6 +286,31 @@ static void test_timeout_then_free_pending(void **state)
     uint64_t refs[] = {1}, ids[] = {55};
     h_feed_acks(h, refs, ids, 1);
     h_feed_result(h, 55, 1, MSG_ST_OK);
+    t_free(&t);
+}
+
+/* A task told to stop (cancelled) while it waits for a sub-job: once its
+ * host wakes it, the wait ends with ECANCELED and the slot is taken back,
+ * although the sub-job has not finished. */
+static void test_stop_ends_wait(void **state)
+{
+    host_t *h = *state;
+    task_t t = {.h = h, .n = 1, .mode = 3, .timeout = -1};
+    coro_t *co = sched_spawn(h->s, t_submit_and_wait, &t, NULL);
+    sched_run(h->s);
+    assert_false(t.finished);
+    assert_int_equal(h->blocks, 1);
+    sched_wake(h->s, co);       /* a spurious wake changes nothing */
+    sched_run(h->s);
+    assert_false(t.finished);
+    h->stopping = true;
+    sched_wake(h->s, co);
+    sched_run(h->s);
+    assert_true(t.finished);
+    assert_int_equal(t.rc, -1);
+    assert_int_equal(t.err, ECANCELED);
+    assert_int_equal(h->unblocks, 1);
+    assert_false(qj_job_done(t.jobs[0]));
     t_free(&t);
 }
 
@@ -563,6 +590,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wait_any_completion_order, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_timeout_then_free_pending, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_accepted_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_stop_ends_wait, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_stats_request, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_callback_and_progress, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_submit_validation, s_setup, s_teardown),

@@ -232,6 +232,22 @@ class WorkerTest(harness.ClusterTest):
         self.assertLess(time.monotonic() - start, 15)
         self.assertEqual(self.submit("echo", 1), 1)
 
+    def test_cancel_job_waiting_for_sub_jobs(self):
+        """A cancelled job that waits for sub-jobs ends at once: it does not
+        sit until its (long) sub-jobs finish."""
+        self.c.start_broker()
+        self.c.start_worker("--coros", "4", expect_slots=4)
+        # Two pi sub-jobs of 2^31 samples each: seconds of CPU apiece.
+        job = self.submit("pi_split", {"samples": 2 ** 32, "parts": 2}, "--detach").stdout.strip()
+        self.wait_running(job)
+        wait_for(lambda: self.c.stats()["queues"][0]["running"] >= 3, timeout=20,
+                 what="the two sub-jobs to run")
+        start = time.monotonic()
+        r = self.c.qclient("cancel", job, "--timeout", "10", timeout=30)
+        self.assertIn("requested", r.stdout)
+        self.c.qclient("await", job, "--timeout", "30", timeout=60, check=harness.EXIT_CANCELLED)
+        self.assertLess(time.monotonic() - start, 2.0)
+
 
 if __name__ == "__main__":
     harness.main()
