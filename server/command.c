@@ -8,6 +8,7 @@
 
 #include "dispatch.h"
 #include "log.h"
+#include "store.h"
 
 #define MIN_HEARTBEAT_MS 50          /* fastest heartbeat a peer may ask for */
 #define MAX_HEARTBEAT_MS (600 * 1000)
@@ -166,7 +167,7 @@ static void s_submit(broker_t *b, peer_t *p, const msg_t *m)
         msg_err_t code = dispatch_accept(b, p, spec, &id, err, sizeof err);
         if (code != QJ_E_OK && refused++ == 0)
             snprintf(first, sizeof first, "%s", err);
-        if (peer_push_ack(p, spec->ref, id, (uint16_t)code, code ? err : NULL) != 0)
+        if (peer_push_ack(p, spec->ref, id, (uint16_t)code, code ? err : NULL, store_lsn(b)) != 0)
             log_error("out of memory: ACCEPTED item for ref %llu to %s lost",
                       (unsigned long long)spec->ref, p->name);
     }
@@ -181,7 +182,8 @@ static void s_await(broker_t *b, peer_t *p, const msg_t *m)
         job_t *job = jobs_find(b->jobs, m->ids[i]);
         /* An unknown id is pushed as such: the flush finds no job and
          * sends st = unknown. */
-        int rc = job ? dispatch_await(b, job, p->sess) : sess_push_result(p->sess, m->ids[i]);
+        int rc = job ? dispatch_await(b, job, p->sess)
+                     : sess_push_result(p->sess, m->ids[i], store_lsn(b));
         if (rc != 0)
             log_error("out of memory: AWAIT of job %llu by %s lost",
                       (unsigned long long)m->ids[i], p->name);
@@ -245,6 +247,8 @@ static void s_describe(const job_t *job, msg_result_t *r, size_t *budget)
         if (prog->note_len)
             r->prog_note = (msg_bytes_t){prog->note, prog->note_len};
     }
+    if (job->state == MSG_STATE_RUNNING && job->worker)
+        r->worker = (msg_bytes_t){job->worker->name, (uint32_t)strlen(job->worker->name)};
     if (job->state != MSG_STATE_DONE && job->state != MSG_STATE_DEAD)
         return;
     r->st = job->st;

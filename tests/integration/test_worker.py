@@ -225,6 +225,8 @@ class WorkerTest(harness.ClusterTest):
         self.c.start_worker("--coros", "4", expect_slots=4)
         job = self.submit("sleep", {"ms": 60000}, "--detach").stdout.strip()
         self.wait_running(job)
+        st = json.loads(self.c.qclient("status", job).stdout)
+        self.assertRegex(st["worker"] or "", r":\d+/0$")   # who holds it: host:pid/0
         start = time.monotonic()
         r = self.c.qclient("cancel", job, "--timeout", "10", timeout=30)
         self.assertIn("requested", r.stdout)
