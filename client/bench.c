@@ -19,6 +19,7 @@
 #include "bench_proc.h"
 #include "cli.h"
 #include "clock.h"
+#include "keys.h"
 #include "limits.h"
 
 #define BENCH_START_MS 10000     /* a started program must be ready by then */
@@ -35,7 +36,9 @@ static const char *const s_usage =
     "  split        W pi samples cut into n = 1, 2, 4 ... 4096 jobs, each configuration run\n"
     "               R times: wall time (median, min, max), speed-up against n = 1, and the\n"
     "               per-job overhead (slope of time against n, least squares, large n)\n"
-    "  batch        N tiny jobs submitted k = 1, 2, 4 ... 256 per message: jobs/s, cost per job\n"
+    "  batch        N tiny jobs submitted k = 1, 2, 4 ... 256 per message: jobs/s, cost per job;\n"
+    "               with --auto, also one at a time with the client's adaptive batching,\n"
+    "               against the best fixed k\n"
     "  latency      round trips of one job at a time: p50, p90, p99, p99.9, max\n"
     "  throughput   N jobs with at most W in flight: jobs/s\n"
     "  baseline     latency, throughput and batch through qfwd, a bare ZeroMQ forwarder with\n"
@@ -46,9 +49,15 @@ static const char *const s_usage =
     "  --spawn             start a private broker and workers on 127.0.0.1 for this run\n"
     "  --procs N           with --spawn: worker processes; also qfwd's echo workers (2)\n"
     "  --coros M           with --spawn: coroutines per worker process (1)\n"
-    "  --prefetch P        with --spawn: jobs a worker process holds beyond its slots (0)\n"
+    "  --prefetch P        with --spawn: jobs a worker process holds beyond its slots, or\n"
+    "                      auto (qworker's default: adapts to the jobs' length)\n"
     "  --fwd EP            a running qfwd for the baseline (default: start one)\n"
     "  --vs-baseline       measure qfwd in the same run and show qjob's figures against it\n"
+    "  --curve             the broker, workers and qfwd this run starts talk CURVE, with keys\n"
+    "                      made for the run\n"
+    "  --curve-secret FILE, --broker-key FILE\n"
+    "                      CURVE to the --broker measured (default $QJOB_CURVE_SECRET and\n"
+    "                      $QJOB_BROKER_KEY)\n"
     "\n"
     "What:\n"
     "  --work W            split: pi samples in all (2^25; 2^K is understood)\n"
@@ -60,6 +69,7 @@ static const char *const s_usage =
     "  --rounds N          latency round trips (in baseline too)\n"
     "  --window W          jobs in flight at most (1000; batch: at least 4k)\n"
     "  --k-max K           batch: most jobs per message (256)\n"
+    "  --auto              batch: also run the client's adaptive batching (batch_max 0)\n"
     "  --payload BYTES     size of each job's argument (16)\n"
     "  --task NAME         the task of batch, latency and throughput jobs (noop)\n"
     "  --warmup N          latency: untimed round trips first (500)\n"
@@ -78,7 +88,7 @@ static const char *const s_usage =
 enum {
     O_BROKER = 256, O_JSON, O_TIMEOUT, O_CONNECT, O_SPAWN, O_PROCS, O_COROS, O_PREFETCH, O_FWD, O_VS,
     O_WORK, O_MIN_N, O_MAX_N, O_FIT, O_REPEAT, O_JOBS, O_ROUNDS, O_WINDOW, O_KMAX, O_PAYLOAD,
-    O_TASK, O_WARMUP, O_CSV, O_SVG, O_HELP,
+    O_TASK, O_WARMUP, O_CSV, O_SVG, O_HELP, O_CURVE, O_CURVE_SECRET, O_BROKER_KEY, O_AUTO,
 };
 
 static const struct option s_options[] = {
@@ -92,6 +102,9 @@ static const struct option s_options[] = {
     {"prefetch", required_argument, NULL, O_PREFETCH},
     {"fwd", required_argument, NULL, O_FWD},
     {"vs-baseline", no_argument, NULL, O_VS},
+    {"curve", no_argument, NULL, O_CURVE},
+    {"curve-secret", required_argument, NULL, O_CURVE_SECRET},
+    {"broker-key", required_argument, NULL, O_BROKER_KEY},
     {"work", required_argument, NULL, O_WORK},
     {"min-n", required_argument, NULL, O_MIN_N},
     {"max-n", required_argument, NULL, O_MAX_N},
@@ -101,6 +114,7 @@ static const struct option s_options[] = {
     {"rounds", required_argument, NULL, O_ROUNDS},
     {"window", required_argument, NULL, O_WINDOW},
     {"k-max", required_argument, NULL, O_KMAX},
+    {"auto", no_argument, NULL, O_AUTO},
     {"payload", required_argument, NULL, O_PAYLOAD},
     {"task", required_argument, NULL, O_TASK},
     {"warmup", required_argument, NULL, O_WARMUP},
@@ -116,7 +130,8 @@ typedef struct bench {
     const char *broker;       /* --broker */
     const char *fwd;          /* --fwd */
     bool spawn, json;
-    int procs, coros, prefetch;
+    bool curve;               /* --curve: keys for the programs started */
+    int procs, coros, prefetch;   /* prefetch -1: auto (qworker's default) */
     const char *csv, *svg;
     bool jobs_set, rounds_set, fit_set;
     char dir[BENCH_DIR];      /* temp dir of a run that starts programs, or "" */
@@ -194,9 +209,19 @@ static int s_parse(bench_t *b, int argc, char **argv)
         case O_SPAWN: b->spawn = true; break;
         case O_PROCS: bad = s_count(a, 1, 64, &v) < 0; b->procs = (int)v; break;
         case O_COROS: bad = s_count(a, 1, 4096, &v) < 0; b->coros = (int)v; break;
-        case O_PREFETCH: bad = s_count(a, 0, 4096, &v) < 0; b->prefetch = (int)v; break;
+        case O_PREFETCH:
+            if (!strcmp(a, "auto")) {
+                b->prefetch = -1;
+                break;
+            }
+            bad = s_count(a, 0, 4096, &v) < 0;
+            b->prefetch = (int)v;
+            break;
         case O_FWD: b->fwd = a; break;
         case O_VS: c->vs_baseline = true; break;
+        case O_CURVE: b->curve = true; break;
+        case O_CURVE_SECRET: b->env.curve_secret = a; break;
+        case O_BROKER_KEY: b->env.broker_key = a; break;
         case O_WORK: bad = s_count(a, 1, UINT64_MAX >> 1, &c->work) < 0; break;
         case O_MIN_N: bad = s_count(a, 1, 1u << 20, &c->min_n) < 0; break;
         case O_MAX_N: bad = s_count(a, 1, 1u << 20, &c->max_n) < 0; break;
@@ -210,6 +235,7 @@ static int s_parse(bench_t *b, int argc, char **argv)
             break;
         case O_WINDOW: bad = s_count(a, 1, 1u << 20, &c->window) < 0; break;
         case O_KMAX: bad = s_count(a, 1, QJ_MAX_BATCH, &c->k_max) < 0; break;
+        case O_AUTO: c->batch_auto = true; break;
         case O_PAYLOAD: bad = s_count(a, 0, 1u << 20, &v) < 0; c->payload = (size_t)v; break;
         case O_TASK: c->task = a; break;
         case O_WARMUP: bad = s_count(a, 0, 1u << 26, &v) < 0; c->warmup = (size_t)v; break;
@@ -238,6 +264,8 @@ static int s_parse(bench_t *b, int argc, char **argv)
     if (!known)
         return s_usage_error("unknown mode '%s': split, batch, latency, throughput or baseline",
                              c->mode);
+    if (c->batch_auto && strcmp(c->mode, "batch"))
+        return s_usage_error("--auto is for the batch mode");
     if (b->jobs_set && !b->rounds_set && (!strcmp(c->mode, "latency") ||
                                           !strcmp(c->mode, "baseline")))
         c->rounds = (size_t)c->jobs;
@@ -250,6 +278,11 @@ static int s_parse(bench_t *b, int argc, char **argv)
                              (unsigned long long)c->min_n, (unsigned long long)c->max_n);
     if (b->spawn && b->broker)
         return s_usage_error("--spawn starts its own broker: leave out --broker");
+    if (b->curve && (b->broker || b->fwd || b->env.curve_secret || b->env.broker_key))
+        return s_usage_error("--curve makes keys for the programs the run starts; for a "
+                             "running broker give --curve-secret and --broker-key instead");
+    if (b->curve && !b->spawn && strcmp(c->mode, "baseline") && !c->vs_baseline)
+        return s_usage_error("--curve needs --spawn (or the baseline mode)");
     if (!strcmp(c->mode, "baseline") && (b->spawn || b->broker || c->vs_baseline))
         return s_usage_error("baseline measures qfwd alone: --spawn, --broker and "
                              "--vs-baseline do not apply");
@@ -297,6 +330,8 @@ static int s_slots(const bench_t *b, int timeout_ms)
     qj_options o;
     qj_options_init(&o);
     o.broker = b->env.broker;
+    o.curve_secret = b->env.curve_secret;
+    o.broker_key = b->env.broker_key;
     char err[256];
     qj_client *c = qj_client_new(&o, err, sizeof err);
     if (!c)
@@ -318,6 +353,45 @@ static int s_slots(const bench_t *b, int timeout_ms)
     return slots;
 }
 
+/* A key pair NAME.key / NAME.pub in the run's temp dir; into path (the
+ * base name) if not NULL.  Returns 0, or -1 with a message. */
+static int s_keygen(bench_t *b, const char *name, char *path, size_t len, char *err,
+                    size_t errlen)
+{
+    char base[BENCH_DIR + 32];
+    keys_pair_t pair;
+    snprintf(base, sizeof base, "%s/%s", b->dir, name);
+    int rc = keys_generate(&pair, err, errlen) == 0 &&
+             keys_write(base, name, &pair, err, errlen) == 0 ? 0 : -1;
+    explicit_bzero(&pair, sizeof pair);
+    if (path)
+        snprintf(path, len, "%s", base);
+    return rc;
+}
+
+/* CURVE for a spawned broker and workers: their options, and the keys
+ * of this run's clients (b->env). */
+static int s_curve_qjob(bench_t *b, char **bargv, char **wargv, char *err, size_t errlen)
+{
+    static char k[3][BENCH_DIR + 32], opt[7][BENCH_DIR + 96];
+    static const char *const names[3] = {"broker", "client", "worker"};
+    for (int i = 0; i < 3; i++)
+        if (s_keygen(b, names[i], k[i], sizeof k[i], err, errlen) < 0)
+            return -1;
+    snprintf(opt[0], sizeof opt[0], "--curve-secret=%s.key", k[0]);
+    snprintf(opt[1], sizeof opt[1], "--clients-allow=%s.pub", k[1]);
+    snprintf(opt[2], sizeof opt[2], "--workers-allow=%s.pub", k[2]);
+    snprintf(opt[3], sizeof opt[3], "--curve-secret=%s.key", k[2]);
+    snprintf(opt[4], sizeof opt[4], "--broker-key=%s.pub", k[0]);
+    snprintf(opt[5], sizeof opt[5], "%s.key", k[1]);
+    snprintf(opt[6], sizeof opt[6], "%s.pub", k[0]);
+    bargv[0] = opt[0], bargv[1] = opt[1], bargv[2] = opt[2];
+    wargv[0] = opt[3], wargv[1] = opt[4];
+    b->env.curve_secret = opt[5];
+    b->env.broker_key = opt[6];
+    return 0;
+}
+
 static int s_spawn_qjob(bench_t *b, char *err, size_t errlen)
 {
     char prog[BENCH_PATH], epfile[BENCH_DIR + 32];
@@ -326,7 +400,10 @@ static int s_spawn_qjob(bench_t *b, char *err, size_t errlen)
     snprintf(epfile, sizeof epfile, "%s/broker.endpoint", b->dir);
     bench_proc_find("qbroker", prog, sizeof prog);
     char *bargv[] = {prog, "--bind", "tcp://127.0.0.1:*", "--endpoint-file", epfile,
-                     "--log-level", "warn", NULL};
+                     "--log-level", "warn", NULL, NULL, NULL, NULL};
+    char *wcurve[2] = {NULL, NULL};
+    if (b->curve && s_curve_qjob(b, bargv + 7, wcurve, err, errlen) < 0)
+        return CLI_FAILED;
     b->qbroker = s_start(b, "qbroker", bargv, err, errlen);
     if (!b->qbroker || bench_proc_endpoint(b->qbroker, epfile, BENCH_START_MS, b->broker_ep,
                                            sizeof b->broker_ep, err, errlen) < 0)
@@ -336,11 +413,14 @@ static int s_spawn_qjob(bench_t *b, char *err, size_t errlen)
     char procs[16], coros[16], prefetch[16];
     snprintf(procs, sizeof procs, "%d", b->procs);
     snprintf(coros, sizeof coros, "%d", b->coros);
-    snprintf(prefetch, sizeof prefetch, "%d", b->prefetch);
+    if (b->prefetch < 0)
+        snprintf(prefetch, sizeof prefetch, "auto");
+    else
+        snprintf(prefetch, sizeof prefetch, "%d", b->prefetch);
     bench_proc_find("qworker", prog, sizeof prog);
     char *wargv[] = {prog, "--broker", b->broker_ep, "--procs", procs, "--coros", coros,
                      "--prefetch", prefetch, "--drain-timeout", "2", "--log-level", "warn",
-                     NULL};
+                     wcurve[0], wcurve[1], NULL};
     b->qworker = s_start(b, "qworker", wargv, err, errlen);
     if (!b->qworker)
         return CLI_FAILED;
@@ -365,8 +445,18 @@ static int s_spawn_fwd(bench_t *b, char *err, size_t errlen)
     snprintf(epfile, sizeof epfile, "%s/qfwd.endpoint", b->dir);
     snprintf(workers, sizeof workers, "%d", b->procs);
     bench_proc_find("qfwd", prog, sizeof prog);
+    static char fwd_key[BENCH_DIR + 48], fwd_opt[BENCH_DIR + 96];
     char *argv[] = {prog, "--bind", "tcp://127.0.0.1:*", "--endpoint-file", epfile, "--workers",
-                    workers, "--log-level", "warn", NULL};
+                    workers, "--log-level", "warn", NULL, NULL};
+    if (b->curve) {
+        char base[BENCH_DIR + 32];
+        if (s_keygen(b, "fwd", base, sizeof base, err, errlen) < 0)
+            return CLI_FAILED;
+        snprintf(fwd_opt, sizeof fwd_opt, "--curve-secret=%s.key", base);
+        snprintf(fwd_key, sizeof fwd_key, "%s.pub", base);
+        argv[9] = fwd_opt;
+        b->env.fwd_key = fwd_key;
+    }
     b->qfwd = s_start(b, "qfwd", argv, err, errlen);
     if (!b->qfwd || bench_proc_endpoint(b->qfwd, epfile, BENCH_START_MS, b->fwd_ep,
                                         sizeof b->fwd_ep, err, errlen) < 0)
@@ -422,8 +512,10 @@ static void s_teardown(bench_t *b, bool keep_logs)
                 b->dir);
         return;
     }
-    static const char *const files[] = {"qbroker.log", "qworker.log", "qfwd.log",
-                                        "broker.endpoint", "qfwd.endpoint"};
+    static const char *const files[] = {
+        "qbroker.log", "qworker.log", "qfwd.log", "broker.endpoint", "qfwd.endpoint",
+        "broker.key", "broker.pub", "client.key", "client.pub", "worker.key", "worker.pub",
+        "fwd.key", "fwd.pub"};
     char path[BENCH_DIR + 32];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", b->dir, files[i]);
@@ -437,8 +529,10 @@ static void s_teardown(bench_t *b, bool keep_logs)
 static json_t *s_config_json(const bench_t *b)
 {
     const bench_cfg_t *c = &b->cfg;
-    json_t *o = json_pack("{s:s, s:b, s:f}", "mode", c->mode, "spawned", b->spawn,
-                          "timeout_s", c->timeout_s);
+    json_t *o = json_pack("{s:s, s:b, s:f, s:b}", "mode", c->mode, "spawned", b->spawn,
+                          "timeout_s", c->timeout_s, "curve",
+                          b->curve || b->env.curve_secret || b->env.broker_key ||
+                              getenv("QJOB_CURVE_SECRET"));
     if (b->env.broker) {
         json_object_set_new(o, "broker", json_string(b->env.broker));
         json_object_set_new(o, "slots", json_integer(b->env.slots));
@@ -451,7 +545,8 @@ static json_t *s_config_json(const bench_t *b)
     if (b->spawn) {
         json_object_set_new(o, "procs", json_integer(b->procs));
         json_object_set_new(o, "coros", json_integer(b->coros));
-        json_object_set_new(o, "prefetch", json_integer(b->prefetch));
+        json_object_set_new(o, "prefetch", b->prefetch < 0 ? json_string("auto")
+                                                          : json_integer(b->prefetch));
     }
     if (!strcmp(c->mode, "split")) {
         json_object_set_new(o, "work", json_integer((json_int_t)c->work));
@@ -469,6 +564,8 @@ static json_t *s_config_json(const bench_t *b)
     }
     if (!strcmp(c->mode, "batch") || !strcmp(c->mode, "baseline"))
         json_object_set_new(o, "k_max", json_integer((json_int_t)c->k_max));
+    if (!strcmp(c->mode, "batch"))
+        json_object_set_new(o, "auto", json_boolean(c->batch_auto));
     if (!strcmp(c->mode, "latency") || !strcmp(c->mode, "baseline")) {
         json_object_set_new(o, "rounds", json_integer((json_int_t)c->rounds));
         json_object_set_new(o, "warmup", json_integer((json_int_t)c->warmup));
@@ -534,6 +631,7 @@ int bench_main(int argc, char **argv)
     };
     b.procs = 2;
     b.coros = 1;
+    b.prefetch = -1;
     int rc = s_parse(&b, argc, argv);
     if (rc >= 0)
         return rc;

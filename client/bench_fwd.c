@@ -10,6 +10,7 @@
 #include <zmq.h>
 
 #include "clock.h"
+#include "keys.h"
 #include "limits.h"
 
 #define FWD_TICK_MS 20        /* poll bound, so the time limit is checked */
@@ -21,7 +22,8 @@ struct bench_fwd {
     void *sock;
 };
 
-bench_fwd_t *bench_fwd_new(const char *endpoint, char *err, size_t errlen)
+bench_fwd_t *bench_fwd_new(const char *endpoint, const char *key_file, char *err,
+                           size_t errlen)
 {
     bench_fwd_t *f = calloc(1, sizeof *f);
     if (!f) {
@@ -32,6 +34,15 @@ bench_fwd_t *bench_fwd_new(const char *endpoint, char *err, size_t errlen)
     f->sock = f->ctx ? zmq_socket(f->ctx, ZMQ_DEALER) : NULL;
     int hwm = FWD_HWM, linger = 0;
     int64_t maxmsg = QJ_MAX_MSG;
+    keys_client_t keys;
+    /* qfwd has no allow list: any key pair will do. */
+    if (f->sock && key_file &&
+        (keys_load_public(key_file, keys.broker_z85, err, errlen) != 0 ||
+         keys_generate(&keys.mine, err, errlen) != 0 ||
+         keys_client_apply(f->sock, &keys, err, errlen) != 0)) {
+        bench_fwd_destroy(&f);
+        return NULL;
+    }
     if (!f->sock || zmq_setsockopt(f->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg) ||
         zmq_setsockopt(f->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) ||
         zmq_setsockopt(f->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) ||

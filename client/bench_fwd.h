@@ -16,9 +16,11 @@
 
 typedef struct bench_fwd bench_fwd_t;
 
-/* Connect to the forwarder at endpoint.  NULL with a message if the
- * endpoint is not valid. */
-bench_fwd_t *bench_fwd_new(const char *endpoint, char *err, size_t errlen);
+/* Connect to the forwarder at endpoint; over CURVE (with a key pair made
+ * for the connection) if key_file, the forwarder's public key file, is not
+ * NULL.  NULL with a message if the endpoint or the key file is not valid. */
+bench_fwd_t *bench_fwd_new(const char *endpoint, const char *key_file, char *err,
+                           size_t errlen);
 
 /* Close the connection; safe on NULL and twice. */
 void bench_fwd_destroy(bench_fwd_t **self_p);

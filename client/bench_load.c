@@ -149,6 +149,8 @@ int bench_load_stream(qj_client *c, const bench_stream_t *s, bench_bar_t *bar,
         r.slots[i].run = &r;
         r.free[r.nfree++] = s->window - 1 - i;
     }
+    qj_batch_info b0, b1;
+    qj_client_batch_info(c, &b0);
     double cpu0 = bench_load_cpu();
     uint64_t t0 = clock_mono_us();
     int rc = s_stream(c, s, &r, bar, err, errlen);
@@ -156,7 +158,8 @@ int bench_load_stream(qj_client *c, const bench_stream_t *s, bench_bar_t *bar,
     out->secs = (double)(t1 - t0) / 1e6;
     out->cpu_secs = bench_load_cpu() - cpu0;
     out->jobs = r.done;
-    out->messages = 0;
+    qj_client_batch_info(c, &b1);
+    out->messages = b1.messages - b0.messages;
     /* Handles still out (the run failed): free them; their jobs go on. */
     for (size_t i = 0; i < s->window; i++)
         qj_job_free(&r.slots[i].j);

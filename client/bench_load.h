@@ -26,7 +26,7 @@ enum {
 typedef struct bench_run {
     double secs;          /* wall time, first submit to last result */
     uint64_t jobs;        /* jobs that finished (all ok, or the run failed) */
-    uint64_t messages;    /* messages the client sent with jobs (when known) */
+    uint64_t messages;    /* messages the client sent with jobs (SUBMITs; qfwd: requests) */
     double cpu_secs;      /* this process's CPU time (user + system, all threads) */
 } bench_run_t;
 

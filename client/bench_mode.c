@@ -45,6 +45,8 @@ static int s_client(const bench_cfg_t *cfg, const bench_env_t *env, int batch_ma
     o.batch_max = batch_max;
     o.max_inflight = inflight > 10000 ? (int)inflight : 0;
     o.name = "qclient-bench";
+    o.curve_secret = env->curve_secret;
+    o.broker_key = env->broker_key;
     qj_client *c = qj_client_new(&o, err, errlen);
     if (!c)
         return CLI_USAGE;
@@ -112,7 +114,7 @@ static void s_warm_fwd(bench_fwd_t *f, const bench_cfg_t *cfg)
 static int s_fwd(const bench_cfg_t *cfg, const bench_env_t *env, bench_fwd_t **out, char *err,
                  size_t errlen)
 {
-    bench_fwd_t *f = bench_fwd_new(env->fwd, err, errlen);
+    bench_fwd_t *f = bench_fwd_new(env->fwd, env->fwd_key, err, errlen);
     if (!f)
         return CLI_USAGE;
     int rc = bench_fwd_ready(f, (int)(cfg->connect_s * 1000), err, errlen);
@@ -305,6 +307,83 @@ static int s_split(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, c
 
 /* ------------------------------------------------------------ batch */
 
+/* What a batch run of qjob measured, for the --auto comparison. */
+typedef struct batch_fig {
+    uint64_t k;           /* jobs per message: fixed, or the mean of the adaptive run */
+    uint64_t messages;
+    double secs, rate, client_cpu_us, broker_cpu_us;
+} batch_fig_t;
+
+/* batch --auto: jobs submitted one at a time with the client's adaptive
+ * batching (batch_max 0), after a warm-up that gives it its figures, next
+ * to the best fixed k of the sweep. */
+static int s_batch_auto(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out,
+                        const msgpack_sbuffer *args, const batch_fig_t *best, char *err,
+                        size_t errlen)
+{
+    uint64_t window = cfg->window > 4 * best->k ? cfg->window : 4 * best->k;
+    qj_client *c = NULL;
+    int rc = s_client(cfg, env, 0, window, &c, err, errlen);
+    if (rc != CLI_OK)
+        return rc;
+    s_warm(c, cfg, args);
+    qj_batch_info info;
+    qj_client_batch_info(c, &info);
+    double srv0 = s_proc_cpu(env->broker_proc);
+    bench_stream_t s = {cfg->task, args->data, args->size, cfg->jobs, window, 1,
+                        s_timeout_ms(cfg)};
+    bench_run_t run = {0};
+    bench_bar_begin(&env->bar, "batch adaptive", cfg->jobs);
+    int brc = bench_load_stream(c, &s, &env->bar, &run, err, errlen);
+    bench_bar_clear(&env->bar);
+    qj_batch_info after;
+    qj_client_batch_info(c, &after);
+    qj_client_destroy(&c);
+    if (brc != BENCH_OK)
+        return s_code(brc);
+    batch_fig_t a = {run.messages ? (run.jobs + run.messages - 1) / run.messages : 0,
+                     run.messages, run.secs, (double)run.jobs / run.secs,
+                     run.cpu_secs * 1e6 / (double)run.jobs,
+                     (s_proc_cpu(env->broker_proc) - srv0) * 1e6 / (double)run.jobs};
+
+    bench_table_t *t = s_table(out, "batch_auto", "batch --auto: adaptive batching against "
+                                                  "the best fixed k (qjob)");
+    if (!t)
+        return CLI_FAILED;
+    int cw = s_col(t, "system", "", BENCH_TEXT), ck = s_col(t, "k", "jobs/msg", 0);
+    int cm = s_col(t, "messages", "messages", 0), cs = s_col(t, "secs", "secs", 3);
+    int cj = s_col(t, "jobs_per_s", "jobs/s", 0), cu = s_col(t, "us_per_job", "us/job", 2);
+    int ccpu = s_col(t, "client_cpu_us", "client cpu us/job", 2);
+    int csrv = env->broker_proc ? s_col(t, "server_cpu_us", "broker cpu us/job", 2) : -1;
+    int cr = s_col(t, "vs_best", "vs best k", 3);
+    for (int i = 0; i < 2; i++) {
+        const batch_fig_t *f = i == 0 ? &a : best;
+        int r = bench_table_row(t);
+        bench_table_set_text(t, r, cw, i == 0 ? "adaptive" : "best fixed k");
+        bench_table_set(t, r, ck, (double)f->k);
+        bench_table_set(t, r, cm, (double)f->messages);
+        bench_table_set(t, r, cs, f->secs);
+        bench_table_set(t, r, cj, f->rate);
+        bench_table_set(t, r, cu, 1e6 / f->rate);
+        bench_table_set(t, r, ccpu, f->client_cpu_us);
+        if (csrv >= 0)
+            bench_table_set(t, r, csrv, f->broker_cpu_us);
+        bench_table_set(t, r, cr, f->rate / best->rate);
+    }
+    bench_table_note(t, "adaptive: one qj_submit at a time, batch_max 0, window %llu; the "
+                     "client aimed at %u jobs per message (a SUBMIT's round trip %.0f us, a "
+                     "job's compute %.1f us: communication under %.0f%% of compute)",
+                     (unsigned long long)window, after.batch, after.msg_us, after.job_us,
+                     100 * after.share);
+    bench_table_note(t, "jobs/msg: mean jobs per SUBMIT; before the timed run the warm-up's "
+                     "results gave %s figures", info.msg_us > 0 && info.job_us > 0 ? "the"
+                                                                                  : "no");
+    bench_table_meta(t, "auto_batch", after.batch);
+    bench_table_meta(t, "auto_msg_us", after.msg_us);
+    bench_table_meta(t, "auto_job_us", after.job_us);
+    return CLI_OK;
+}
+
 static int s_batch(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, bool qjob,
                    char *err, size_t errlen)
 {
@@ -340,6 +419,7 @@ static int s_batch(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, b
     bench_fwd_t *f = NULL;
     int rc = fwd ? s_fwd(cfg, env, &f, err, errlen) : CLI_OK;
     char what[96];
+    batch_fig_t best = {0};
     for (uint64_t k = 1; k <= cfg->k_max && rc == CLI_OK; k *= 2) {
         uint64_t window = cfg->window > 4 * k ? cfg->window : 4 * k;
         int r = bench_table_row(t);
@@ -376,12 +456,16 @@ static int s_batch(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, b
             bench_table_set(t, r, cm, (double)run.messages);
         }
         double rate = (double)run.jobs / run.secs;
+        double srv_us = (s_proc_cpu(server) - srv0) * 1e6 / (double)run.jobs;
         bench_table_set(t, r, cs, run.secs);
         bench_table_set(t, r, cj, rate);
         bench_table_set(t, r, cu, run.secs * 1e6 / (double)run.jobs);
         bench_table_set(t, r, ccpu, run.cpu_secs * 1e6 / (double)run.jobs);
         if (csrv >= 0)
-            bench_table_set(t, r, csrv, (s_proc_cpu(server) - srv0) * 1e6 / (double)run.jobs);
+            bench_table_set(t, r, csrv, srv_us);
+        if (qjob && rate > best.rate)
+            best = (batch_fig_t){k, (cfg->jobs + k - 1) / k, run.secs, rate,
+                                 run.cpu_secs * 1e6 / (double)run.jobs, srv_us};
         if (p)
             bench_plot_point(p, qjob ? sq : sf, (double)k, rate, NAN, NAN);
         if (qjob && fwd) {
@@ -403,10 +487,12 @@ static int s_batch(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, b
     }
     bench_bar_clear(&env->bar);
     bench_fwd_destroy(&f);
-    msgpack_sbuffer_destroy(&args);
     bench_table_note(t, "task %s, %zu-byte argument, window max(%llu, 4k) jobs in flight%s",
                      qjob ? cfg->task : "echo", cfg->payload, (unsigned long long)cfg->window,
                      cr >= 0 ? "; vs qfwd = qjob jobs/s / qfwd jobs/s" : "");
+    if (rc == CLI_OK && qjob && cfg->batch_auto && best.rate > 0)
+        rc = s_batch_auto(cfg, env, out, &args, &best, err, errlen);
+    msgpack_sbuffer_destroy(&args);
     return rc;
 }
 

@@ -38,6 +38,7 @@ typedef struct bench_cfg {
     size_t rounds;            /* latency: timed round trips */
     uint64_t window;          /* jobs in flight, at most */
     uint64_t k_max;           /* batch: k = 1, 2, 4 ... k_max */
+    bool batch_auto;          /* batch: also the client's adaptive batching */
     size_t warmup;            /* latency: untimed round trips first */
 } bench_cfg_t;
 
@@ -49,6 +50,9 @@ typedef struct bench_env {
     const char *fwd;          /* qfwd endpoint, or NULL if not measured */
     bench_proc_t *fwd_proc;   /* a qfwd this run started */
     int fwd_workers;          /* its echo workers */
+    const char *curve_secret; /* CURVE key files of the qjob clients; NULL: those of */
+    const char *broker_key;   /* $QJOB_CURVE_SECRET / $QJOB_BROKER_KEY, or none */
+    const char *fwd_key;      /* qfwd's public key file: CURVE to qfwd; NULL = none */
     bench_bar_t bar;
 } bench_env_t;
 

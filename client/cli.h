@@ -30,6 +30,8 @@ typedef struct cli {
     double timeout_s;      /* < 0: wait for ever */
     double connect_s;      /* WELCOME must come within this */
     uint64_t deadline_ms;  /* monotonic; 0 = none (set by cli_connect) */
+    const char *curve_secret; /* --curve-secret; NULL = $QJOB_CURVE_SECRET or no CURVE */
+    const char *broker_key;   /* --broker-key; NULL = $QJOB_BROKER_KEY */
 } cli_t;
 
 /* How a command's submits are shaped (submit and map). */

@@ -282,6 +282,13 @@ static void s_cancel_outcomes(qj_client *c, const msg_t *m)
 
 static void s_error(qj_client *c, const msg_t *m)
 {
+    if (m->code == QJ_E_DENIED && m->about == MSG_HELLO) {
+        /* Our key may not connect as a client: no WELCOME will come. */
+        snprintf(c->refusal, sizeof c->refusal, "%.*s", (int)m->text.len,
+                 m->text.ptr ? m->text.ptr : "denied");
+        log_info("client: the broker at %s refused this client: %s", c->endpoint, c->refusal);
+        return;
+    }
     if (m->code == QJ_E_HELLO) {
         /* The broker does not know this connection (it restarted, or
          * declared us dead): introduce ourselves again; the WELCOME
@@ -399,6 +406,10 @@ static int s_open(qj_client *c, char *err, size_t errlen)
      * by what the application waits for, and a full queue would make
      * sends fail while the broker is away. */
     zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
+    if (c->curve && keys_client_apply(s, &c->keys, err, errlen) != 0) {
+        zmq_close(s);
+        return -1;
+    }
     if (zmq_connect(s, c->endpoint) != 0) {
         snprintf(err, errlen,
                  "cannot connect to '%s': %s (an endpoint looks like tcp://127.0.0.1:5555 or "
@@ -516,11 +527,20 @@ int qj_client_fd(qj_client *c)
     return fd;
 }
 
+const char *qj_client_refusal(const qj_client *c)
+{
+    return c->refusal[0] ? c->refusal : NULL;
+}
+
 int qj_client_ready(qj_client *c, int timeout_ms)
 {
     uint64_t deadline = clock_mono_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
     while (!c->welcomed) {
         uint64_t now = clock_mono_ms();
+        if (c->refusal[0]) {
+            errno = EACCES;
+            return -1;
+        }
         if (timeout_ms >= 0 && now >= deadline) {
             errno = ETIMEDOUT;
             return -1;
@@ -568,6 +588,7 @@ static void s_free(qj_client *c)
     msg_reader_destroy(&c->reader);
     free(c->jobv);
     free(c->endpoint);
+    explicit_bzero(&c->keys, sizeof c->keys);
     free(c);
 }
 
@@ -593,6 +614,10 @@ qj_client *qj_client_new(const qj_options *o, char *err, size_t errlen)
         snprintf(err, errlen, "libsodium failed to initialise");
         return NULL;
     }
+    keys_client_t keys;
+    int curve = keys_client_load(o->curve_secret, o->broker_key, &keys, err, errlen);
+    if (curve < 0)
+        return NULL;
     qj_client *c = s_alloc();
     if (!c || !(c->endpoint = strdup(ep)) || !(c->zctx = zmq_ctx_new())) {
         snprintf(err, errlen, "out of memory");
@@ -607,6 +632,10 @@ qj_client *qj_client_new(const qj_options *o, char *err, size_t errlen)
     if (o->heartbeat_ms)
         c->hb_ms = (uint32_t)o->heartbeat_ms;
     randombytes_buf(c->cid, sizeof c->cid);
+    c->curve = curve > 0;
+    if (c->curve)
+        c->keys = keys;
+    explicit_bzero(&keys, sizeof keys);
     if (o->name && *o->name) {
         snprintf(c->name, sizeof c->name, "%s", o->name);
     } else {

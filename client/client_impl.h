@@ -10,14 +10,15 @@
 
 #include <msgpack.h>
 
+#include "batcher.h"
 #include "client_map.h"
 #include "embed.h"
+#include "keys.h"
 #include "msg.h"
 #include "qjob.h"
 #include "sched.h"
 
 #define CLIENT_MAX_INFLIGHT 10000   /* qj_options.max_inflight default */
-#define CLIENT_AUTO_BATCH QJ_MAX_BATCH /* automatic mode flushes when this many wait */
 #define CLIENT_HB_DEFAULT 1000      /* ms, until WELCOME says otherwise */
 #define CLIENT_LIVE_DEFAULT 3
 #define CLIENT_FRAME_SLACK 4096     /* bytes kept free below maxmsg for map overhead */
@@ -120,6 +121,9 @@ struct qj_client {
     unsigned reconnects;
     uint8_t cid[QJ_CID_LEN];
     char name[QJ_MAX_NAME + 1];
+    bool curve;                   /* CURVE on: keys below (keys.h) */
+    keys_client_t keys;
+    char refusal[256];            /* the broker's ERROR denied to our HELLO, or "" */
 
     /* jobs */
     uint64_t next_ref, next_rid, next_batch, done_seq;
@@ -129,6 +133,7 @@ struct qj_client {
     size_t nqueued;
     size_t inflight;              /* submits not yet accepted or refused */
     size_t max_inflight, batch_max; /* batch_max 0 = automatic */
+    batcher_t batcher;            /* automatic: jobs per SUBMIT from live figures */
     uint64_t *batches;            /* SUBMITs sent and not yet answered, FIFO ring */
     size_t batch_head, batch_count, batch_cap;
     client_ids_t awaits;          /* ids to send in AWAIT */

@@ -280,7 +280,8 @@ qj_job *qj_submit(qj_client *c, const char *task, const void *args, size_t args_
     c->q_tail = j;
     c->nqueued++;
     c->inflight++;
-    if (c->nqueued >= (c->batch_max ? c->batch_max : CLIENT_AUTO_BATCH))
+    /* A message's worth is queued: it leaves now (long jobs: each at once). */
+    if (c->nqueued >= (c->batch_max ? c->batch_max : batcher_target(&c->batcher)))
         outbox_flush(c);
     return j;
 }
@@ -431,6 +432,8 @@ void job_finish(qj_job *j, const msg_result_t *r)
     j->times.dispatched = r->t.dispatched;
     j->times.started = r->t.started;
     j->times.finished = r->t.finished;
+    if (r->st == MSG_ST_OK && r->t.started && r->t.finished >= r->t.started)
+        batcher_job(&c->batcher, r->t.finished - r->t.started);
     j->times.delivered = clock_wall_us();
     j->done_seq = ++c->done_seq;
     s_notify(j);

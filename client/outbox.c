@@ -91,15 +91,16 @@ uint64_t outbox_batch_pop(qj_client *c)
     uint64_t seq = c->batches[c->batch_head];
     c->batch_head = (c->batch_head + 1) % c->batch_cap;
     c->batch_count--;
+    batcher_answered(&c->batcher, seq, clock_mono_us());
     return seq;
 }
 
-/* Send queued submits in SUBMIT messages of at most batch_max jobs (4096
- * when automatic) and at most maxmsg bytes.  A job leaves the queue only
- * once its message is sent. */
+/* Send queued submits in SUBMIT messages of at most batch_max jobs (when
+ * automatic, the batcher's figure) and at most maxmsg bytes.  A job leaves
+ * the queue only once its message is sent. */
 static int s_flush_submits(qj_client *c)
 {
-    size_t per = c->batch_max ? c->batch_max : QJ_MAX_BATCH;
+    size_t per = c->batch_max ? c->batch_max : batcher_target(&c->batcher);
     size_t room = c->max_msg - CLIENT_FRAME_SLACK;
     while (c->q_head) {
         size_t n = 0, bytes = 0;
@@ -138,6 +139,7 @@ static int s_flush_submits(qj_client *c)
             return -1;
         uint64_t seq = ++c->next_batch;
         s_batch_push(c, seq);
+        batcher_sent(&c->batcher, seq, (uint32_t)n, clock_mono_us());
         for (size_t i = 0; i < n; i++) {
             qj_job *j = c->q_head;
             c->q_head = j->q_next;
@@ -208,4 +210,15 @@ int outbox_flush(qj_client *c)
 int qj_flush(qj_client *c)
 {
     return outbox_flush(c);
+}
+
+void qj_client_batch_info(const qj_client *c, qj_batch_info *out)
+{
+    const batcher_t *b = &c->batcher;
+    out->msg_us = b->msg_samples ? b->msg_us : 0;
+    out->job_us = b->job_samples ? b->job_us : 0;
+    out->batch = c->batch_max ? (unsigned)c->batch_max : batcher_target(b);
+    out->share = BATCHER_SHARE;
+    out->messages = b->messages;
+    out->jobs = b->jobs;
 }

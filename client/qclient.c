@@ -21,6 +21,7 @@
 #include "bench.h"
 #include "cli.h"
 #include "clock.h"
+#include "keys.h"
 #include "log.h"
 #include "mpjson.h"
 
@@ -35,7 +36,8 @@ static const char *const s_usage =
     "  status ID...              where jobs are, one JSON line each\n"
     "  stats                     broker figures (a table; --json: the raw object)\n"
     "  cancel ID...              cancel jobs by id\n"
-    "  map TASK                  one job per JSON line on stdin, results on stdout\n"    "  bench MODE                measure the broker and its workers\n"
+    "  map TASK                  one job per JSON line on stdin, results on stdout\n"
+    "  keygen NAME               make a CURVE key pair: NAME.key (secret) and NAME.pub\n"    "  bench MODE                measure the broker and its workers\n"
     "Run 'qclient COMMAND --help' for a command's options.\n"
     "\n"
     "Options (before or after the command):\n"
@@ -43,6 +45,9 @@ static const char *const s_usage =
     "  --json                   full JSON output\n"
     "  --timeout SEC            give up waiting after SEC seconds (default: wait)\n"
     "  --connect-timeout SEC    the broker must answer within SEC seconds (default 5)\n"
+    "  --curve-secret FILE      talk CURVE with this secret key file (default\n"
+    "                           $QJOB_CURVE_SECRET; made by qclient keygen, mode 0600)\n"
+    "  --broker-key FILE        the broker's public key file (default $QJOB_BROKER_KEY)\n"
     "  -h, --help               this help\n"
     "  --version                print the version\n";
 
@@ -101,6 +106,16 @@ static const char *const s_cancel_usage =
     "Cancel jobs.  Prints one JSON line per id with the outcome: removed (it\n"
     "was waiting), requested (it is running: its worker was asked to stop),\n"
     "done (it had finished) or unknown.\n";
+
+static const char *const s_keygen_usage =
+    "usage: qclient keygen NAME\n"
+    "\n"
+    "Make a CURVE key pair for a client, a worker or a broker: NAME.key holds\n"
+    "the secret key (mode 0600: keep it private) and NAME.pub the public key\n"
+    "(give it to the broker's --clients-allow or --workers-allow, or, for a\n"
+    "broker, to its peers' --broker-key).  Existing files are never replaced.\n"
+    "Prints the public key (with --json: {\"secret\", \"public\", \"key\"}).\n"
+    "The format is described in PROTOCOL.md, section 1.1.\n";
 
 static const char *const s_map_usage =
     "usage: qclient map TASK [OPTIONS]\n"
@@ -177,6 +192,10 @@ qj_client *cli_connect(cli_t *cli, qj_options *o)
         o = &dflt;
     }
     o->broker = cli->broker;
+    if (cli->curve_secret)
+        o->curve_secret = cli->curve_secret;
+    if (cli->broker_key)
+        o->broker_key = cli->broker_key;
     char err[512];
     qj_client *c = qj_client_new(o, err, sizeof err);
     if (!c) {
@@ -187,9 +206,17 @@ qj_client *cli_connect(cli_t *cli, qj_options *o)
     if (!ep || !*ep)
         ep = QJ_DEFAULT_BROKER;
     if (qj_client_ready(c, (int)(cli->connect_s * 1000)) < 0) {
+        const char *why = qj_client_refusal(c);
+        if (why) {
+            cli_err("the broker at %s refused this client: %s", ep, why);
+            qj_client_destroy(&c);
+            exit(CLI_REFUSED);
+        }
+        const char *curve = o->curve_secret ? o->curve_secret : getenv("QJOB_CURVE_SECRET");
         cli_err("cannot reach the broker at %s (no answer within %g s): check that qbroker "
-                "runs there, or point --broker / $QJOB_BROKER at it",
-                ep, cli->connect_s);
+                "runs there, or point --broker / $QJOB_BROKER at it%s",
+                ep, cli->connect_s, curve && *curve ? "; with CURVE, also that the broker "
+                "allows our public key and that --broker-key is the broker's public key" : "");
         qj_client_destroy(&c);
         exit(CLI_UNREACHABLE);
     }
@@ -510,12 +537,41 @@ static int s_cmd_stats(cli_t *cli, int argc)
     return rc;
 }
 
+/* ------------------------------------------------------------- keygen */
+
+static int s_cmd_keygen(cli_t *cli, char **argv, int argc)
+{
+    if (argc != 1 || !argv[0][0])
+        return s_usage_error("keygen ", "keygen takes one NAME (files NAME.key and NAME.pub)");
+    const char *slash = strrchr(argv[0], '/');
+    const char *name = slash ? slash + 1 : argv[0];
+    keys_pair_t pair;
+    char err[512];
+    if (!*name)
+        return s_usage_error("keygen ", "keygen NAME must not end with '/'");
+    if (keys_generate(&pair, err, sizeof err) != 0 ||
+        keys_write(argv[0], name, &pair, err, sizeof err) != 0) {
+        explicit_bzero(&pair, sizeof pair);
+        cli_err("%s", err);
+        return CLI_FAILED;
+    }
+    explicit_bzero(pair.secret_z85, sizeof pair.secret_z85);
+    if (cli->json)
+        printf("{\"secret\":\"%s.key\",\"public\":\"%s.pub\",\"key\":\"%s\"}\n", argv[0],
+               argv[0], pair.public_z85);
+    else
+        printf("%s\n", pair.public_z85);
+    fprintf(stderr, "qclient: wrote %s.key (secret: keep it private) and %s.pub (public)\n",
+            argv[0], argv[0]);
+    return CLI_OK;
+}
+
 /* --------------------------------------------------------------- main */
 
 enum {
     O_BROKER = 256, O_JSON, O_TIMEOUT, O_CONNECT_TIMEOUT, O_VERSION, O_QUEUE, O_PRIORITY,
     O_JOB_TIMEOUT, O_RETRIES, O_BACKOFF, O_DELAY, O_KEY, O_DETACH, O_BATCH, O_INFLIGHT,
-    O_ORDERED,
+    O_ORDERED, O_CURVE_SECRET, O_BROKER_KEY,
 };
 
 static const struct option s_options[] = {
@@ -523,6 +579,8 @@ static const struct option s_options[] = {
     {"json", no_argument, NULL, O_JSON},
     {"timeout", required_argument, NULL, O_TIMEOUT},
     {"connect-timeout", required_argument, NULL, O_CONNECT_TIMEOUT},
+    {"curve-secret", required_argument, NULL, O_CURVE_SECRET},
+    {"broker-key", required_argument, NULL, O_BROKER_KEY},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, O_VERSION},
     {"queue", required_argument, NULL, O_QUEUE},
@@ -544,7 +602,7 @@ static bool s_allowed(const char *cmd, int opt)
 {
     bool submit_opt = opt == O_QUEUE || opt == O_PRIORITY || opt == O_JOB_TIMEOUT ||
                       opt == O_RETRIES || opt == O_BACKOFF || opt == O_DETACH;
-    if (opt < O_QUEUE)
+    if (opt < O_QUEUE || opt == O_CURVE_SECRET || opt == O_BROKER_KEY)
         return true;
     if (strcmp(cmd, "submit") == 0)
         return submit_opt || opt == O_DELAY || opt == O_KEY;
@@ -562,13 +620,14 @@ static const char *s_command_usage(const char *cmd)
     if (strcmp(cmd, "stats") == 0) return s_stats_usage;
     if (strcmp(cmd, "cancel") == 0) return s_cancel_usage;
     if (strcmp(cmd, "map") == 0) return s_map_usage;
+    if (strcmp(cmd, "keygen") == 0) return s_keygen_usage;
     return NULL;
 }
 
 int main(int argc, char **argv)
 {
     log_init("qclient", LOG_WARN, false);
-    cli_t cli = {NULL, false, -1, 5, 0};
+    cli_t cli = {.timeout_s = -1, .connect_s = 5};
     cli_submit_t cs = {0};
     qj_submit_opts_init(&cs.so);
     cs.inflight = 1000;
@@ -611,6 +670,8 @@ int main(int argc, char **argv)
         case O_JSON: cli.json = true; break;
         case O_TIMEOUT: bad = s_parse_double(a, 0, &cli.timeout_s); break;
         case O_CONNECT_TIMEOUT: bad = s_parse_double(a, 0, &cli.connect_s); break;
+        case O_CURVE_SECRET: cli.curve_secret = a; break;
+        case O_BROKER_KEY: cli.broker_key = a; break;
         case O_QUEUE: cs.so.queue = a; break;
         case O_PRIORITY: bad = s_parse_int(a, -128, 127, &cs.so.priority); break;
         case O_JOB_TIMEOUT: bad = s_parse_double(a, 0, &cs.so.timeout_s); break;
@@ -655,6 +716,8 @@ int main(int argc, char **argv)
         return s_cmd_ids(&cli, rest, nrest, true);
     if (strcmp(cmd, "stats") == 0)
         return s_cmd_stats(&cli, nrest);
+    if (strcmp(cmd, "keygen") == 0)
+        return s_cmd_keygen(&cli, rest, nrest);
     if (nrest != 1)
         return s_usage_error("map ", "map takes one TASK (its args come on stdin)");
     return cli_map(&cli, rest[0], &cs);

@@ -84,8 +84,14 @@ qj_client *qj_client_new(const qj_options *o, char *err, size_t errlen);
 
 /* Wait until the broker has answered HELLO (WELCOME).  Returns 0, or -1
  * with errno ETIMEDOUT if timeout_ms (< 0: forever) ran out first: the
- * broker is not reachable. */
+ * broker is not reachable (with CURVE, also what a broker that does not
+ * know our key looks like), or with errno EACCES if the broker refused
+ * this client (qj_client_refusal says why). */
 int qj_client_ready(qj_client *c, int timeout_ms);
+
+/* Why the broker refused this client's HELLO (its CURVE key may not
+ * connect as a client), or NULL if it has not. */
+const char *qj_client_refusal(const qj_client *c);
 
 /* Close the connection and free every handle still owned by the client
  * (those the caller freed while their submit was unanswered).  Queued
@@ -169,6 +175,19 @@ int qj_client_process(qj_client *c);
 
 /* Flush batched submits now (normally done by await and process). */
 int qj_flush(qj_client *c);
+
+/* Adaptive batching (batch_max 0): a SUBMIT leaves as soon as `batch`
+ * jobs are queued, or when the application waits or polls; `batch` keeps
+ * communication under a tenth of compute, from these live figures. */
+typedef struct qj_batch_info {
+    double msg_us;             /* a SUBMIT's round trip to ACCEPTED, moving average (0: not yet known) */
+    double job_us;             /* a job's compute time, finished - started, moving average (0: not yet known) */
+    unsigned batch;            /* jobs per SUBMIT aimed at now (batch_max if set) */
+    double share;              /* communication aimed at, as a share of compute */
+    uint64_t messages;         /* SUBMIT messages sent so far */
+    uint64_t jobs;             /* jobs sent in them (resends count again) */
+} qj_batch_info;
+void qj_client_batch_info(const qj_client *c, qj_batch_info *out);
 
 /* Broker figures as a JSON object (STATS): caller frees.  NULL with a
  * message on timeout. */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "limits.h"
+#include "mpraw.h"
 
 /* Deepest nesting the checker can track; callers' max_depth must not
  * exceed it (checked by assert: it is a programmer error). */
@@ -28,14 +29,6 @@ const mpck_limits_t mpck_default_limits = {
     .max_depth = QJ_MAX_DEPTH,
     .max_values = QJ_MAX_VALUES,
 };
-
-/* Big-endian reads; the caller has checked the bytes are there. */
-static uint32_t s_be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
-
-static uint32_t s_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* What one header byte announces. */
 typedef enum { K_FIXED, K_BYTES, K_EXT, K_ARRAY, K_MAP, K_BAD } kind_t;
@@ -92,20 +85,11 @@ static head_t s_head(uint8_t b)
     }
 }
 
-/* Read a length field of 1, 2 or 4 bytes. */
+/* Read a length field of 1, 2 or 4 bytes (big-endian; the caller has
+ * checked the bytes are there). */
 static uint32_t s_len(const uint8_t *p, uint8_t width)
 {
-    return width == 1 ? p[0] : width == 2 ? s_be16(p) : s_be32(p);
-}
-
-/* A timestamp's data: 4 bytes of seconds, 8 bytes of nsec30|sec34, or
- * 12 bytes of nsec32 + sec64.  Returns NULL if valid, else the fault. */
-static const char *s_timestamp_fault(const uint8_t *d, uint32_t len)
-{
-    if (len == 4) return NULL;
-    if (len == 8) return (s_be32(d) >> 2) > 999999999u ? "timestamp nanoseconds over 999999999" : NULL;
-    if (len == 12) return s_be32(d) > 999999999u ? "timestamp nanoseconds over 999999999" : NULL;
-    return "timestamp (ext -1) must hold 4, 8 or 12 bytes";
+    return width == 1 ? p[0] : width == 2 ? mpraw_be16(p) : mpraw_be32(p);
 }
 
 #define FAIL(...)                                             \
@@ -124,20 +108,57 @@ int mpck_check(const void *buf, size_t len, const mpck_limits_t *limits,
     const uint8_t *const start = buf;
     const uint8_t *p = start;
     const uint8_t *const end = start + len;
-    uint64_t stack[MPCK_STACK]; /* values still expected by each open container */
+    /* Values still expected by each open container; stack[0] stands for
+     * the top level, which expects the one value.  sp is the number of
+     * open containers. */
+    uint64_t stack[MPCK_STACK + 1];
     uint32_t sp = 0;
     uint64_t need = 1;          /* values declared and not yet read, tree-wide */
     uint64_t values = 0;
 
     if (len == 0) FAIL("empty input: expected one msgpack value");
+    stack[0] = 1;
     for (;;) {
-        size_t off = (size_t)(p - start);
-        if (p == end) FAIL("offset %zu: truncated, %" PRIu64 " more value(s) expected", off, need);
+        if (p == end)
+            FAIL("offset %zu: truncated, %" PRIu64 " more value(s) expected", (size_t)(p - start), need);
         if (++values > limits->max_values)
-            FAIL("offset %zu: more than %" PRIu32 " values", off, limits->max_values);
+            FAIL("offset %zu: more than %" PRIu32 " values", (size_t)(p - start), limits->max_values);
         need--;
-        if (sp) stack[sp - 1]--;
+        stack[sp]--;
 
+        /* The common bytes first (one-byte values, fixstr, fixmap,
+         * fixarray, uints, bin8) when they pass; anything else, and any
+         * fault, takes the general path below, which has the messages. */
+        uint8_t b = *p;
+        size_t after = (size_t)(end - p) - 1;
+        if (b <= 0x7f || b >= 0xe0) {
+            p++;
+            goto complete;
+        }
+        if ((b & 0xe0u) == 0xa0 && (b & 0x1fu) <= after) {
+            p += 1 + (b & 0x1fu);
+            goto complete;
+        }
+        if (b <= 0x9f && sp < limits->max_depth) {
+            uint64_t items = b <= 0x8f ? 2u * (b & 0x0fu) : (b & 0x0fu);
+            if (need + items <= after) {
+                p++;
+                if (!items) goto complete;
+                need += items;
+                stack[++sp] = items;
+                continue; /* its first element comes next */
+            }
+        }
+        if (b >= 0xcc && b <= 0xcf && (1u << (b - 0xcc)) <= after) {
+            p += 1 + (1u << (b - 0xcc));
+            goto complete;
+        }
+        if (b == 0xc4 && after >= 1 && p[1] <= after - 1) {
+            p += 2 + p[1];
+            goto complete;
+        }
+
+        size_t off = (size_t)(p - start);
         head_t h = s_head(*p++);
         size_t left = (size_t)(end - p);
         if (h.kind == K_BAD) FAIL("offset %zu: %s", off, h.what);
@@ -163,7 +184,7 @@ int mpck_check(const void *buf, size_t len, const mpck_limits_t *limits,
                 FAIL("offset %zu: %s claims %" PRIu32 " data bytes but only %zu remain", off, h.what,
                      dlen, left ? left - 1 : 0);
             if ((int8_t)p[0] == -1) {
-                const char *fault = s_timestamp_fault(p + 1, dlen);
+                const char *fault = mpraw_timestamp_fault(p + 1, dlen);
                 if (fault) FAIL("offset %zu: %s", off, fault);
             }
             p += 1 + dlen;
@@ -180,7 +201,7 @@ int mpck_check(const void *buf, size_t len, const mpck_limits_t *limits,
                      " values", off, h.what, n, h.kind == K_MAP ? "pairs" : "items", left, need + items);
             if (items) {
                 need += items;
-                stack[sp++] = items;
+                stack[++sp] = items;
                 continue; /* its first element comes next */
             }
             break;
@@ -188,10 +209,14 @@ int mpck_check(const void *buf, size_t len, const mpck_limits_t *limits,
         case K_BAD:
             break;
         }
+    complete:
         /* A value is complete: close every container it completed. */
-        while (sp && stack[sp - 1] == 0) sp--;
-        if (sp == 0) break;
+        while (stack[sp] == 0) {
+            if (sp == 0) goto done;
+            sp--;
+        }
     }
+done:
     if (p != end)
         FAIL("offset %zu: %zu trailing byte(s) after the value", (size_t)(p - start),
              (size_t)(end - p));

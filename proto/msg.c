@@ -1,18 +1,27 @@
-/* msg.c -- the qjob wire codec (proto/PROTOCOL.md is the contract).
+/* msg.c -- the qjob wire codec (proto/PROTOCOL.md is the contract):
+ * names, the reader, and msg_decode; msg_encode is in msgenc.c.
  *
  * Every map of the wire format is described once, in msgschema.c, as a
  * table of fields (key, type, where it lives in the C struct, limits,
- * required or not).  This file is the engine that walks those tables: the
- * same table drives the decoder and the encoder, so the two cannot drift
- * apart and a key added to a table is added to both directions.
+ * required or not).  The decoder here and the encoder in msgenc.c both
+ * walk those tables, so the two cannot drift apart and a key added to a
+ * table is added to both directions.
  *
- * Decoding: header check, mpck pre-check (nothing is allocated for a body
- * that does not fit its bytes), msgpack_unpack into the reader's zone,
- * then a walk over the map: each key is matched against the table by
- * length then memcmp, unknown keys are skipped, known ones type-checked
- * and bounded.  str and bin values borrow from the frame; item arrays are
- * carved from the zone, which is recycled (not freed) between messages, so
- * a steady stream of messages costs no malloc.
+ * Decoding: header check, then one walk over the body's bytes in place
+ * (mpraw.h), with no msgpack-c object tree in between: each key is matched
+ * against the table (the next field in table order first), unknown keys
+ * are skipped, known ones type-checked and bounded.  The walk is the
+ * pre-check too: every read is checked as mpck_check checks the same bytes
+ * (lengths and counts within the body, depth, no 0xc1, timestamps, nothing
+ * after the value), and an item array is allocated only for a count the
+ * bytes left can hold, so nothing is allocated for a body that does not
+ * fit its bytes.  Only bodies too big for the value count to be implied
+ * by their size go through mpck_check first; and on any failure mpck_check
+ * runs, so that a fault in the bytes is reported (with mpck's message)
+ * before a fault in the content, exactly as a separate pre-check would.
+ * str and bin values borrow from the frame; item arrays are carved from
+ * the reader's zone, which is recycled (not freed) between messages, so a
+ * steady stream of messages costs no malloc.
  *
  * Conventions worth knowing:
  *  - An optional key holding nil is treated as absent (many encoders write
@@ -35,16 +44,21 @@
 #include <string.h>
 
 #include "mpck.h"
+#include "mpraw.h"
+#include "msgerr.h"
 #include "msgschema.h"
 
 /* Short local names for the schema types. */
 typedef msgschema_field_t field_t;
 typedef msgschema_t shape_t;
 
-/* Zone chunk sizes: a reader starts with one small chunk and, when a
- * message needed more, takes a bigger one for the next (up to the cap),
- * so that repeated big batches are decoded without malloc as well. */
-#define ZONE_MIN_CHUNK (64u * 1024)
+/* Zone chunk sizes: a reader's zone starts with one small chunk (made on
+ * first use: a worker keeps a reader per job it holds, for the job's
+ * arguments, and most never decode a frame) and, when a message needed
+ * more, takes a bigger one for the next (up to the cap), so that repeated
+ * big batches are decoded without malloc as well. */
+#define ZONE_FRAME_CHUNK (64u * 1024)
+#define ZONE_VALUE_CHUNK (4u * 1024)
 #define ZONE_MAX_CHUNK (4u * 1024 * 1024)
 
 struct msg_reader {
@@ -94,13 +108,16 @@ static msgpack_zone *s_zone_new(size_t chunk, uintptr_t *base)
     return z;
 }
 
-/* Empty the zone for the next message.  If the last message overflowed
- * the first chunk (its free pointer left that chunk), trade the zone for
- * one with bigger chunks; clearing alone would free the extra chunks and
- * the next message of the same size would malloc them again. */
-static void s_zone_recycle(msgpack_zone **zp, uintptr_t *base)
+/* Empty the zone for the next message (make it, with chunks of first
+ * bytes, if there is none yet).  If the last message overflowed the first
+ * chunk (its free pointer left that chunk), trade the zone for one with
+ * bigger chunks; clearing alone would free the extra chunks and the next
+ * message of the same size would malloc them again.  Returns false if
+ * there is no zone for want of memory. */
+static bool s_zone_recycle(msgpack_zone **zp, uintptr_t *base, size_t first)
 {
     msgpack_zone *z = *zp;
+    if (!z) return (*zp = s_zone_new(first, base)) != NULL;
     uintptr_t cur = (uintptr_t)z->chunk_list.ptr;
     bool spilled = cur < *base || cur > *base + z->chunk_size;
     if (spilled && z->chunk_size < ZONE_MAX_CHUNK) {
@@ -110,21 +127,17 @@ static void s_zone_recycle(msgpack_zone **zp, uintptr_t *base)
             msgpack_zone_free(z);
             *zp = bigger;
             *base = nbase;
-            return;
+            return true;
         }
     }
     msgpack_zone_clear(z);
     *base = (uintptr_t)z->chunk_list.ptr;
+    return true;
 }
 
 msg_reader_t *msg_reader_new(void)
 {
-    msg_reader_t *self = calloc(1, sizeof *self);
-    if (!self) return NULL;
-    self->zone = s_zone_new(ZONE_MIN_CHUNK, &self->zbase);
-    self->vzone = s_zone_new(ZONE_MIN_CHUNK, &self->vbase);
-    if (!self->zone || !self->vzone) msg_reader_destroy(&self);
-    return self;
+    return calloc(1, sizeof(msg_reader_t));   /* the zones come on first use */
 }
 
 void msg_reader_destroy(msg_reader_t **self_p)
@@ -140,60 +153,41 @@ void msg_reader_destroy(msg_reader_t **self_p)
 /* ---- decoding --------------------------------------------------------- */
 
 typedef struct dec {
-    msgpack_zone *zone;
-    const char *where;    /* command name, or item name inside an array */
-    uint32_t idx;         /* index of the item, when inside an array */
-    bool in_item;
-    char *err;
-    size_t errlen;
+    msgpack_zone *zone;   /* item arrays go here */
+    const uint8_t *end;   /* of the body */
+    uint32_t open;        /* containers open around the map being walked */
+    bool broken;          /* the bytes are not well-formed msgpack (mpraw) */
+    msgerr_t at;          /* where the walk is, for messages */
 } dec_t;
 
-/* Describe what a value is, for "(got ...)". */
-static const char *s_got(const msgpack_object *o, char *buf, size_t n)
+/* A value of the body, read by s_read: o is its head; *pp points past it
+ * (scalars) or at its first item (arrays, maps).  Every s_ function below
+ * that takes pp consumes the value whole, unless it fails. */
+typedef const uint8_t **cursor_t;
+
+/* The bytes are not msgpack: msg_decode asks mpck what is wrong with them. */
+static msg_err_t s_broken(dec_t *d) __attribute__((cold, noinline));
+static msg_err_t s_broken(dec_t *d)
 {
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return "nil";
-    case MSGPACK_OBJECT_BOOLEAN: return "a bool";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: snprintf(buf, n, "%" PRIu64, o->via.u64); return buf;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: snprintf(buf, n, "%" PRId64, o->via.i64); return buf;
-    case MSGPACK_OBJECT_FLOAT32: case MSGPACK_OBJECT_FLOAT64: return "a float";
-    case MSGPACK_OBJECT_STR: snprintf(buf, n, "a string of %" PRIu32 " bytes", o->via.str.size); return buf;
-    case MSGPACK_OBJECT_BIN: snprintf(buf, n, "a bin of %" PRIu32 " bytes", o->via.bin.size); return buf;
-    case MSGPACK_OBJECT_ARRAY: snprintf(buf, n, "an array of %" PRIu32, o->via.array.size); return buf;
-    case MSGPACK_OBJECT_MAP: return "a map";
-    default: return "an ext";
-    }
+    d->broken = true;
+    return QJ_E_BODY;
 }
 
-/* Fill the error buffer: "<where>: key '<key>'[ item i] <what>". Returns code. */
-static msg_err_t s_fail(dec_t *d, msg_err_t code, const field_t *f, long item, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static msg_err_t s_fail(dec_t *d, msg_err_t code, const field_t *f, long item, const char *fmt, ...)
+/* Read the next value's head into *o.  false if the bytes are broken. */
+static inline __attribute__((always_inline)) bool s_read(dec_t *d, cursor_t pp, msgpack_object *o)
 {
-    if (!d->err || !d->errlen) return code;
-    int n;
-    if (d->in_item) n = snprintf(d->err, d->errlen, "%s %" PRIu32 ": ", d->where, d->idx);
-    else n = snprintf(d->err, d->errlen, "%s: ", d->where);
-    if (f && n >= 0 && (size_t)n < d->errlen)
-        n += snprintf(d->err + n, d->errlen - (size_t)n, "key '%s' ", f->key);
-    if (item >= 0 && n >= 0 && (size_t)n < d->errlen)
-        n += snprintf(d->err + n, d->errlen - (size_t)n, "item %ld ", item);
-    if (n >= 0 && (size_t)n < d->errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(d->err + n, d->errlen - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    return code;
+    const uint8_t *p = mpraw_head(*pp, d->end, o);
+    if (!p) return false;
+    *pp = p;
+    return true;
 }
 
-/* Describe a length range: "of 16 bytes", "of at most 128 bytes", "of 1-64 bytes". */
-static void s_range(char *buf, size_t n, uint32_t lo, uint32_t hi, const char *unit)
+/* Skip n whole values at *pp, inside open containers. */
+static bool s_skip(dec_t *d, cursor_t pp, uint64_t n, uint32_t open)
 {
-    if (lo == hi) snprintf(buf, n, "of %" PRIu32 " %s", lo, unit);
-    else if (lo == 0) snprintf(buf, n, "of at most %" PRIu32 " %s", hi, unit);
-    else snprintf(buf, n, "of %" PRIu32 "-%" PRIu32 " %s", lo, hi, unit);
+    for (; n; n--)
+        if (!(*pp = mpraw_skip(*pp, d->end, open, mpck_default_limits.max_depth))) return false;
+    return true;
 }
 
 static uint64_t s_width_max(uint8_t width)
@@ -201,21 +195,53 @@ static uint64_t s_width_max(uint8_t width)
     return width >= 8 ? UINT64_MAX : (UINT64_C(1) << (8 * width)) - 1;
 }
 
-/* An unsigned integer of at most max, or a body error. */
-static msg_err_t s_uint(dec_t *d, const field_t *f, long item, const msgpack_object *o,
-                        uint64_t max, uint64_t *out)
+static msg_err_t s_uint_fail(dec_t *d, const field_t *f, long item, const msgpack_object *o,
+                             uint64_t max) __attribute__((cold, noinline));
+static msg_err_t s_uint_fail(dec_t *d, const field_t *f, long item, const msgpack_object *o,
+                             uint64_t max)
 {
     char got[48];
+    return msgerr_fail(&d->at, QJ_E_BODY, f, item, "must be an unsigned integer of at most %" PRIu64 " (got %s)",
+                  max, msgerr_got(o, got, sizeof got));
+}
+
+/* An unsigned integer of at most max, or a body error. */
+static inline __attribute__((always_inline)) msg_err_t s_uint(dec_t *d, const field_t *f, long item, const msgpack_object *o,
+                               uint64_t max, uint64_t *out)
+{
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
-        return s_fail(d, QJ_E_BODY, f, item, "must be an unsigned integer of at most %" PRIu64 " (got %s)",
-                      max, s_got(o, got, sizeof got));
+        return s_uint_fail(d, f, item, o, max);
     *out = o->via.u64;
     return QJ_E_OK;
 }
 
+/* The next value of the body as an unsigned integer of at most max. */
+static inline __attribute__((always_inline)) msg_err_t s_next_uint(dec_t *d, const field_t *f, long item, cursor_t pp,
+                                    uint64_t max, uint64_t *out)
+{
+    msgpack_object o;
+    if (!s_read(d, pp, &o)) return s_broken(d);
+    return s_uint(d, f, item, &o, max, out);
+}
+
+static msg_err_t s_bytes_fail(dec_t *d, const field_t *f, long item, const msgpack_object *o, bool bin,
+                              uint32_t lo, uint32_t hi, bool exact) __attribute__((cold, noinline));
+static msg_err_t s_bytes_fail(dec_t *d, const field_t *f, long item, const msgpack_object *o, bool bin,
+                              uint32_t lo, uint32_t hi, bool exact)
+{
+    msgpack_object_type want = bin ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR;
+    char got[48], range[48];
+    msgerr_range(range, sizeof range, lo, hi, "bytes");
+    if (o->type != want)
+        return msgerr_fail(&d->at, QJ_E_BODY, f, item, "must be a %s %s (got %s)", bin ? "bin" : "string", range,
+                      msgerr_got(o, got, sizeof got));
+    return msgerr_fail(&d->at, exact ? QJ_E_BODY : QJ_E_LIMIT, f, item, "must be a %s %s (got %" PRIu32 " bytes)",
+                  bin ? "bin" : "string", range, o->via.str.size);
+}
+
 /* A str or bin of lo..hi bytes; wrong type is body, wrong size limit. */
-static msg_err_t s_bytes(dec_t *d, const field_t *f, long item, const msgpack_object *o, bool bin,
-                         uint32_t lo, uint32_t hi, bool exact, msg_bytes_t *out)
+static inline __attribute__((always_inline)) msg_err_t s_bytes(dec_t *d, const field_t *f, long item, const msgpack_object *o, bool bin,
+                                uint32_t lo, uint32_t hi, bool exact, msg_bytes_t *out)
 {
     msgpack_object_type want = bin ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR;
     uint32_t len = o->via.str.size; /* str and bin share the layout */
@@ -224,13 +250,7 @@ static msg_err_t s_bytes(dec_t *d, const field_t *f, long item, const msgpack_ob
         out->len = len;
         return QJ_E_OK;
     }
-    char got[48], range[48];
-    s_range(range, sizeof range, lo, hi, "bytes");
-    if (o->type != want)
-        return s_fail(d, QJ_E_BODY, f, item, "must be a %s %s (got %s)", bin ? "bin" : "string", range,
-                      s_got(o, got, sizeof got));
-    return s_fail(d, exact ? QJ_E_BODY : QJ_E_LIMIT, f, item, "must be a %s %s (got %" PRIu32 " bytes)",
-                  bin ? "bin" : "string", range, len);
+    return s_bytes_fail(d, f, item, o, bin, lo, hi, exact);
 }
 
 /* An array of lo..hi items; its items are checked by the caller. */
@@ -241,9 +261,9 @@ static msg_err_t s_array(dec_t *d, const field_t *f, const msgpack_object *o, co
     if (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size >= lo && o->via.array.size <= hi)
         return QJ_E_OK;
     if (o->type != MSGPACK_OBJECT_ARRAY)
-        return s_fail(d, QJ_E_BODY, f, -1, "must be an array %s (got %s)", of, s_got(o, got, sizeof got));
-    s_range(range, sizeof range, lo, hi, "items");
-    return s_fail(d, QJ_E_LIMIT, f, -1, "must be an array %s (got %" PRIu32 " items)", range,
+        return msgerr_fail(&d->at, QJ_E_BODY, f, -1, "must be an array %s (got %s)", of, msgerr_got(o, got, sizeof got));
+    msgerr_range(range, sizeof range, lo, hi, "items");
+    return msgerr_fail(&d->at, QJ_E_LIMIT, f, -1, "must be an array %s (got %" PRIu32 " items)", range,
                   o->via.array.size);
 }
 
@@ -253,7 +273,7 @@ static msg_err_t s_tuple(dec_t *d, const field_t *f, long item, const msgpack_ob
 {
     char got[48];
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < n)
-        return s_fail(d, QJ_E_BODY, f, item, "must be %s (got %s)", form, s_got(o, got, sizeof got));
+        return msgerr_fail(&d->at, QJ_E_BODY, f, item, "must be %s (got %s)", form, msgerr_got(o, got, sizeof got));
     return QJ_E_OK;
 }
 
@@ -265,27 +285,40 @@ static void *s_alloc(dec_t *d, size_t n, size_t size)
     return p;
 }
 
-static msg_err_t s_map(dec_t *d, const msgpack_object *o, const shape_t *sh, void *base);
+static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const shape_t *sh, void *base);
 
-static msg_err_t s_nomem(dec_t *d) { return s_fail(d, QJ_E_INTERNAL, NULL, -1, "out of memory"); }
+static msg_err_t s_nomem(dec_t *d) { return msgerr_fail(&d->at, QJ_E_INTERNAL, NULL, -1, "out of memory"); }
+
+/* A tuple's items past the n this version reads: skipped (the tuple is
+ * open inside open containers). */
+static msg_err_t s_tuple_rest(dec_t *d, cursor_t pp, const msgpack_object *o, uint32_t n, uint32_t open)
+{
+    if (o->via.array.size > n && !s_skip(d, pp, o->via.array.size - n, open)) return s_broken(d);
+    return QJ_E_OK;
+}
 
 /* Decode a list-typed field (arrays and tuples). */
-static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, char *base)
+static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cursor_t pp, char *base)
 {
     msg_err_t rc;
-    const msgpack_object *v = o->via.array.ptr;
     uint32_t n = o->via.array.size;
+    msgpack_object v;
     void *items = NULL;
     switch (f->type) {
     case MS_MAPS: {
         if ((rc = s_array(d, f, o, "of maps", f->min, f->max))) return rc;
         if (n && !(items = s_alloc(d, n, f->sub->size))) return s_nomem(d);
         dec_t sub = *d;
-        sub.where = f->sub->name;
-        sub.in_item = true;
+        sub.at.where = f->sub->name;
+        sub.at.in_item = true;
+        sub.open = d->open + 2;   /* the array, the item */
         for (uint32_t i = 0; i < n; i++) {
-            sub.idx = i;
-            if ((rc = s_map(&sub, &v[i], f->sub, (char *)items + (size_t)i * f->sub->size))) return rc;
+            sub.at.idx = i;
+            if (!s_read(d, pp, &v)) return s_broken(d);
+            if ((rc = s_map(&sub, &v, pp, f->sub, (char *)items + (size_t)i * f->sub->size))) {
+                d->broken = sub.broken;
+                return rc;
+            }
         }
         break;
     }
@@ -294,15 +327,17 @@ static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cha
         uint64_t *ids = items = s_alloc(d, n, sizeof *ids);
         if (n && !ids) return s_nomem(d);
         for (uint32_t i = 0; i < n; i++)
-            if ((rc = s_uint(d, f, i, &v[i], UINT64_MAX, &ids[i]))) return rc;
+            if ((rc = s_next_uint(d, f, i, pp, UINT64_MAX, &ids[i]))) return rc;
         break;
     }
     case MS_NAMES: {
         if ((rc = s_array(d, f, o, "of strings", f->min, f->max))) return rc;
         msg_bytes_t *names = items = s_alloc(d, n, sizeof *names);
         if (n && !names) return s_nomem(d);
-        for (uint32_t i = 0; i < n; i++)
-            if ((rc = s_bytes(d, f, i, &v[i], false, 1, QJ_MAX_QUEUE_NAME, false, &names[i]))) return rc;
+        for (uint32_t i = 0; i < n; i++) {
+            if (!s_read(d, pp, &v)) return s_broken(d);
+            if ((rc = s_bytes(d, f, i, &v, false, 1, QJ_MAX_QUEUE_NAME, false, &names[i]))) return rc;
+        }
         break;
     }
     case MS_ACKS: {
@@ -311,19 +346,25 @@ static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cha
         if (n && !acks) return s_nomem(d);
         for (uint32_t i = 0; i < n; i++) {
             const char *form = "[ref, id] or [ref, 0, code, text]";
-            if ((rc = s_tuple(d, f, i, &v[i], 2, form))) return rc;
-            const msgpack_object *t = v[i].via.array.ptr;
-            uint32_t tn = v[i].via.array.size;
+            msgpack_object t, text;
+            if (!s_read(d, pp, &t)) return s_broken(d);
+            if ((rc = s_tuple(d, f, i, &t, 2, form))) return rc;
+            uint32_t tn = t.via.array.size;
             uint64_t code = 0;
-            if ((rc = s_uint(d, f, i, &t[0], UINT64_MAX, &acks[i].ref)) ||
-                (rc = s_uint(d, f, i, &t[1], UINT64_MAX, &acks[i].id)) ||
-                (tn > 2 && (rc = s_uint(d, f, i, &t[2], UINT16_MAX, &code))) ||
-                (tn > 3 && t[3].type != MSGPACK_OBJECT_NIL &&
-                 (rc = s_bytes(d, f, i, &t[3], false, 0, QJ_MAX_ERROR, false, &acks[i].text))))
+            if ((rc = s_next_uint(d, f, i, pp, UINT64_MAX, &acks[i].ref)) ||
+                (rc = s_next_uint(d, f, i, pp, UINT64_MAX, &acks[i].id)) ||
+                (tn > 2 && (rc = s_next_uint(d, f, i, pp, UINT16_MAX, &code))))
                 return rc;
+            if (tn > 3) {
+                if (!s_read(d, pp, &text)) return s_broken(d);
+                if (text.type != MSGPACK_OBJECT_NIL &&
+                    (rc = s_bytes(d, f, i, &text, false, 0, QJ_MAX_ERROR, false, &acks[i].text)))
+                    return rc;
+            }
+            if ((rc = s_tuple_rest(d, pp, &t, 4, d->open + 2))) return rc;
             acks[i].code = (uint16_t)code;
             if (acks[i].id == 0 && code == 0)
-                return s_fail(d, QJ_E_BODY, f, i, "has neither an id nor an error code");
+                return msgerr_fail(&d->at, QJ_E_BODY, f, i, "has neither an id nor an error code");
         }
         break;
     }
@@ -333,9 +374,12 @@ static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cha
         if (n && !outs) return s_nomem(d);
         for (uint32_t i = 0; i < n; i++) {
             uint64_t oc = 0;
-            if ((rc = s_tuple(d, f, i, &v[i], 2, "[id, outcome]")) ||
-                (rc = s_uint(d, f, i, &v[i].via.array.ptr[0], UINT64_MAX, &outs[i].id)) ||
-                (rc = s_uint(d, f, i, &v[i].via.array.ptr[1], UINT8_MAX, &oc)))
+            msgpack_object t;
+            if (!s_read(d, pp, &t)) return s_broken(d);
+            if ((rc = s_tuple(d, f, i, &t, 2, "[id, outcome]")) ||
+                (rc = s_next_uint(d, f, i, pp, UINT64_MAX, &outs[i].id)) ||
+                (rc = s_next_uint(d, f, i, pp, UINT8_MAX, &oc)) ||
+                (rc = s_tuple_rest(d, pp, &t, 2, d->open + 2)))
                 return rc;
             outs[i].outcome = (uint8_t)oc;
         }
@@ -347,18 +391,22 @@ static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cha
         if ((rc = s_tuple(d, f, -1, o, 5, "[submitted, queued, dispatched, started, finished]")))
             return rc;
         for (uint32_t i = 0; i < 5; i++)
-            if ((rc = s_uint(d, f, i, &v[i], UINT64_MAX, slot[i]))) return rc;
-        return QJ_E_OK;
+            if ((rc = s_next_uint(d, f, i, pp, UINT64_MAX, slot[i]))) return rc;
+        return s_tuple_rest(d, pp, o, 5, d->open + 1);
     }
     case MS_PROG: {
         msg_result_t *r = (msg_result_t *)base;
         if ((rc = s_tuple(d, f, -1, o, 2, "[done, total, note]")) ||
-            (rc = s_uint(d, f, 0, &v[0], UINT64_MAX, &r->prog_done)) ||
-            (rc = s_uint(d, f, 1, &v[1], UINT64_MAX, &r->prog_total)) ||
-            (n > 2 && v[2].type != MSGPACK_OBJECT_NIL &&
-             (rc = s_bytes(d, f, 2, &v[2], false, 0, QJ_MAX_NOTE, false, &r->prog_note))))
+            (rc = s_next_uint(d, f, 0, pp, UINT64_MAX, &r->prog_done)) ||
+            (rc = s_next_uint(d, f, 1, pp, UINT64_MAX, &r->prog_total)))
             return rc;
-        return QJ_E_OK;
+        if (n > 2) {
+            if (!s_read(d, pp, &v)) return s_broken(d);
+            if (v.type != MSGPACK_OBJECT_NIL &&
+                (rc = s_bytes(d, f, 2, &v, false, 0, QJ_MAX_NOTE, false, &r->prog_note)))
+                return rc;
+        }
+        return s_tuple_rest(d, pp, o, 3, d->open + 1);
     }
     default:
         assert(!"unknown list type");
@@ -369,28 +417,30 @@ static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cha
 }
 
 /* bad_by: {error name: count}; names this version does not know are skipped. */
-static msg_err_t s_badby(dec_t *d, const field_t *f, const msgpack_object *o, msg_stats_t *st)
+static msg_err_t s_badby(dec_t *d, const field_t *f, const msgpack_object *o, cursor_t pp,
+                         msg_stats_t *st)
 {
     char got[48];
     if (o->type != MSGPACK_OBJECT_MAP)
-        return s_fail(d, QJ_E_BODY, f, -1, "must be a map of error name to count (got %s)",
-                      s_got(o, got, sizeof got));
+        return msgerr_fail(&d->at, QJ_E_BODY, f, -1, "must be a map of error name to count (got %s)",
+                      msgerr_got(o, got, sizeof got));
     for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        msgpack_object k;
         uint64_t count = 0;
         msg_err_t rc;
-        if (kv->key.type != MSGPACK_OBJECT_STR)
-            return s_fail(d, QJ_E_BODY, f, i, "key must be a string (got %s)", s_got(&kv->key, got, sizeof got));
-        if ((rc = s_uint(d, f, i, &kv->val, UINT64_MAX, &count))) return rc;
+        if (!s_read(d, pp, &k)) return s_broken(d);
+        if (k.type != MSGPACK_OBJECT_STR)
+            return msgerr_fail(&d->at, QJ_E_BODY, f, i, "key must be a string (got %s)", msgerr_got(&k, got, sizeof got));
+        if ((rc = s_next_uint(d, f, i, pp, UINT64_MAX, &count))) return rc;
         for (size_t c = 1; c < sizeof s_err_names / sizeof s_err_names[0] && c < 16; c++)
-            if (strlen(s_err_names[c]) == kv->key.via.str.size &&
-                memcmp(s_err_names[c], kv->key.via.str.ptr, kv->key.via.str.size) == 0)
+            if (strlen(s_err_names[c]) == k.via.str.size &&
+                memcmp(s_err_names[c], k.via.str.ptr, k.via.str.size) == 0)
                 st->bad_by_code[c] = count;
     }
     return QJ_E_OK;
 }
 
-static msg_err_t s_field(dec_t *d, const field_t *f, const msgpack_object *o, char *base)
+static msg_err_t s_field(dec_t *d, const field_t *f, const msgpack_object *o, cursor_t pp, char *base)
 {
     char got[48];
     uint64_t u = 0;
@@ -410,13 +460,13 @@ static msg_err_t s_field(dec_t *d, const field_t *f, const msgpack_object *o, ch
             return *(int32_t *)(base + f->off) = (int32_t)o->via.u64, QJ_E_OK;
         if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && o->via.i64 >= -128)
             return *(int32_t *)(base + f->off) = (int32_t)o->via.i64, QJ_E_OK;
-        return s_fail(d,
+        return msgerr_fail(&d->at,
                       o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
                           ? QJ_E_LIMIT : QJ_E_BODY,
-                      f, -1, "must be an integer from -128 to 127 (got %s)", s_got(o, got, sizeof got));
+                      f, -1, "must be an integer from -128 to 127 (got %s)", msgerr_got(o, got, sizeof got));
     case MS_BOOL:
         if (o->type != MSGPACK_OBJECT_BOOLEAN)
-            return s_fail(d, QJ_E_BODY, f, -1, "must be a bool (got %s)", s_got(o, got, sizeof got));
+            return msgerr_fail(&d->at, QJ_E_BODY, f, -1, "must be a bool (got %s)", msgerr_got(o, got, sizeof got));
         *(bool *)(base + f->off) = o->via.boolean;
         return QJ_E_OK;
     case MS_STR:
@@ -424,50 +474,74 @@ static msg_err_t s_field(dec_t *d, const field_t *f, const msgpack_object *o, ch
         return s_bytes(d, f, -1, o, f->type == MS_BIN, f->min, f->max, f->flags & MS_EXACT,
                        (msg_bytes_t *)(base + f->off));
     case MS_BADBY:
-        return s_badby(d, f, o, (msg_stats_t *)(base + f->off));
+        return s_badby(d, f, o, pp, (msg_stats_t *)(base + f->off));
     default:
-        return s_list(d, f, o, base);
+        return s_list(d, f, o, pp, base);
     }
 }
 
-/* Decode map o into the struct at base according to sh. */
-static msg_err_t s_map(dec_t *d, const msgpack_object *o, const shape_t *sh, void *base)
+/* The field of sh whose key is k[0..len), or -1.  Encoders write the keys
+ * in table order (ours do), so the search starts after the last field
+ * found and wraps around: a map of n keys costs about n compares, not
+ * n^2/2, when its absent fields are skipped. */
+static inline bool s_key_is(const field_t *f, const char *k, uint32_t len)
+{
+    if (f->klen != len) return false;
+    switch (len) {   /* keys are a few bytes: compares of a known size, no call */
+    case 1: return k[0] == f->key[0];
+    case 2: return memcmp(k, f->key, 2) == 0;
+    case 3: return memcmp(k, f->key, 3) == 0;
+    case 4: return memcmp(k, f->key, 4) == 0;
+    case 5: return memcmp(k, f->key, 5) == 0;
+    case 6: return memcmp(k, f->key, 6) == 0;
+    case 7: return memcmp(k, f->key, 7) == 0;
+    case 8: return memcmp(k, f->key, 8) == 0;
+    default: return memcmp(k, f->key, len) == 0;
+    }
+}
+
+static inline int s_find(const shape_t *sh, const char *k, uint32_t len, uint32_t *hint)
+{
+    uint32_t n = sh->nfields, j = *hint;
+    for (uint32_t tried = 0; tried < n; tried++, j++) {
+        if (j >= n) j = 0;
+        if (s_key_is(&sh->fields[j], k, len)) {
+            *hint = j + 1;
+            return (int)j;
+        }
+    }
+    return -1;
+}
+
+/* Decode map o (its pairs at *pp) into the struct at base according to sh. */
+static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const shape_t *sh, void *base)
 {
     char got[48];
-    uint32_t seen = 0;
+    uint32_t seen = 0, hint = 0;
     msg_err_t rc;
     if (o->type != MSGPACK_OBJECT_MAP)
-        return s_fail(d, QJ_E_BODY, NULL, -1, "must be a map (got %s)", s_got(o, got, sizeof got));
+        return msgerr_fail(&d->at, QJ_E_BODY, NULL, -1, "must be a map (got %s)", msgerr_got(o, got, sizeof got));
     for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object *k = &o->via.map.ptr[i].key;
-        const msgpack_object *v = &o->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR)
-            return s_fail(d, QJ_E_BODY, NULL, -1, "map key %" PRIu32 " must be a string (got %s)", i,
-                          s_got(k, got, sizeof got));
-        for (uint32_t j = 0; j < sh->nfields; j++) {
-            const field_t *f = &sh->fields[j];
-            if (f->klen != k->via.str.size || memcmp(f->key, k->via.str.ptr, f->klen) != 0) continue;
-            if (seen & (1u << j)) return s_fail(d, QJ_E_BODY, f, -1, "appears twice");
-            seen |= 1u << j;
-            if (v->type == MSGPACK_OBJECT_NIL && !(f->flags & MS_REQ)) break;
-            if ((rc = s_field(d, f, v, base))) return rc;
-            break;
+        msgpack_object k, v;
+        if (!s_read(d, pp, &k)) return s_broken(d);
+        if (k.type != MSGPACK_OBJECT_STR)
+            return msgerr_fail(&d->at, QJ_E_BODY, NULL, -1, "map key %" PRIu32 " must be a string (got %s)", i,
+                          msgerr_got(&k, got, sizeof got));
+        int j = s_find(sh, k.via.str.ptr, k.via.str.size, &hint);
+        if (j < 0) {   /* a key this version does not know */
+            if (!s_skip(d, pp, 1, d->open)) return s_broken(d);
+            continue;
         }
+        if (!s_read(d, pp, &v)) return s_broken(d);
+        const field_t *f = &sh->fields[j];
+        if (seen & (1u << j)) return msgerr_fail(&d->at, QJ_E_BODY, f, -1, "appears twice");
+        seen |= 1u << j;
+        if (v.type == MSGPACK_OBJECT_NIL && !(f->flags & MS_REQ)) continue;
+        if ((rc = s_field(d, f, &v, pp, base))) return rc;
     }
     for (uint32_t j = 0; j < sh->nfields; j++)
         if ((sh->fields[j].flags & MS_REQ) && !(seen & (1u << j)))
-            return s_fail(d, QJ_E_BODY, &sh->fields[j], -1, "is required");
-    return QJ_E_OK;
-}
-
-/* Rules across fields that the tables cannot state. */
-static msg_err_t s_hello_check(dec_t *d, const msg_t *m)
-{
-    if (m->role > MSG_ROLE_WORKER)
-        return s_fail(d, QJ_E_BODY, NULL, -1, "key 'role' must be 0 (client) or 1 (worker) (got %u)",
-                      (unsigned)m->role);
-    if (m->role == MSG_ROLE_CLIENT && !m->cid.ptr)
-        return s_fail(d, QJ_E_BODY, NULL, -1, "key 'cid' is required for a client");
+            return msgerr_fail(&d->at, QJ_E_BODY, &sh->fields[j], -1, "is required");
     return QJ_E_OK;
 }
 
@@ -478,38 +552,50 @@ msg_err_t msg_decode(msg_reader_t *reader, const void *frame, size_t len, msg_t 
     const uint8_t *h = frame;
     memset(out, 0, sizeof *out);
     if (err && errlen) err[0] = '\0';
-    dec_t d = {.where = "frame", .err = err, .errlen = errlen};
+    dec_t d = {.at = {.where = "frame", .err = err, .errlen = errlen}};
     if (len < MSG_HEADER_LEN || h[0] != MSG_MAGIC0 || h[1] != MSG_MAGIC1)
-        return s_fail(&d, QJ_E_FRAME, NULL, -1, "not a qjob frame (%zu bytes, needs 'QJ' and a 4-byte header)",
+        return msgerr_fail(&d.at, QJ_E_FRAME, NULL, -1, "not a qjob frame (%zu bytes, needs 'QJ' and a 4-byte header)",
                       len);
     if (h[2] != MSG_VERSION)
-        return s_fail(&d, QJ_E_VERSION, NULL, -1, "protocol version %u not supported (this is version %d)",
+        return msgerr_fail(&d.at, QJ_E_VERSION, NULL, -1, "protocol version %u not supported (this is version %d)",
                       h[2], MSG_VERSION);
     const shape_t *sh = msgschema_body(h[3]);
-    if (!sh) return s_fail(&d, QJ_E_COMMAND, NULL, -1, "unknown command 0x%02x", h[3]);
+    if (!sh) return msgerr_fail(&d.at, QJ_E_COMMAND, NULL, -1, "unknown command 0x%02x", h[3]);
     out->cmd = h[3];
-    d.where = sh->name;
+    d.at.where = sh->name;
 
-    const char *body = (const char *)h + MSG_HEADER_LEN;
+    const uint8_t *body = h + MSG_HEADER_LEN;
     size_t blen = len - MSG_HEADER_LEN;
     char why[160];
-    if (mpck_check(body, blen, &mpck_default_limits, why, sizeof why) != 0)
-        return s_fail(&d, QJ_E_BODY, NULL, -1, "body: %s", why);
+    /* The walk checks the bytes as it reads them (mpraw.h) as mpck would,
+     * all but the count of values: a body of up to max_values bytes cannot
+     * hold more (each takes a byte), a bigger one is counted by mpck first. */
+    bool prechecked = blen > mpck_default_limits.max_values;
+    if (prechecked && mpck_check(body, blen, &mpck_default_limits, why, sizeof why) != 0)
+        return msgerr_fail(&d.at, QJ_E_BODY, NULL, -1, "body: %s", why);
 
-    s_zone_recycle(&reader->zone, &reader->zbase);
+    if (!s_zone_recycle(&reader->zone, &reader->zbase, ZONE_FRAME_CHUNK)) return s_nomem(&d);
     d.zone = reader->zone;
+    d.end = body + blen;
+    d.open = 1;
     msgpack_object root;
-    size_t off = 0;
-    msgpack_unpack_return ur = msgpack_unpack(body, blen, &off, reader->zone, &root);
-    if (ur == MSGPACK_UNPACK_NOMEM_ERROR) return s_nomem(&d);
-    if (ur != MSGPACK_UNPACK_SUCCESS)
-        return s_fail(&d, QJ_E_BODY, NULL, -1, "body: msgpack decoder refused it (%d)", (int)ur);
-    if (root.type != MSGPACK_OBJECT_MAP)
-        return s_fail(&d, QJ_E_BODY, NULL, -1, "body must be a map (got %s)", s_got(&root, why, sizeof why));
-
-    msg_err_t rc = s_map(&d, &root, sh, out);
-    if (rc == QJ_E_OK && out->cmd == MSG_HELLO) rc = s_hello_check(&d, out);
+    const uint8_t *p = body;
+    msg_err_t rc;
+    if (!s_read(&d, &p, &root))
+        rc = s_broken(&d);
+    else if (root.type != MSGPACK_OBJECT_MAP)
+        rc = msgerr_fail(&d.at, QJ_E_BODY, NULL, -1, "body must be a map (got %s)", msgerr_got(&root, why, sizeof why));
+    else
+        rc = s_map(&d, &root, &p, sh, out);
+    if (rc == QJ_E_OK && p != d.end) rc = s_broken(&d);   /* bytes after the body */
+    if (rc == QJ_E_OK && out->cmd == MSG_HELLO) rc = msgerr_hello(&d.at, out);
     if (rc != QJ_E_OK) {
+        /* A fault in the bytes wins over one in the content, wherever the
+         * walk met them: mpck names it as if it had run first. */
+        if (!prechecked && mpck_check(body, blen, &mpck_default_limits, why, sizeof why) != 0)
+            rc = msgerr_fail(&d.at, QJ_E_BODY, NULL, -1, "body: %s", why);
+        else if (d.broken)
+            rc = msgerr_fail(&d.at, QJ_E_BODY, NULL, -1, "body: not well-formed msgpack");
         uint8_t cmd = out->cmd;
         memset(out, 0, sizeof *out);
         out->cmd = cmd;
@@ -525,7 +611,10 @@ int msg_value_decode(msg_reader_t *reader, msg_bytes_t bytes, msgpack_object *ob
     obj->type = MSGPACK_OBJECT_NIL;
     if (!bytes.ptr) return 0;
     if (mpck_check(bytes.ptr, bytes.len, &mpck_default_limits, err, errlen) != 0) return -1;
-    s_zone_recycle(&reader->vzone, &reader->vbase);
+    if (!s_zone_recycle(&reader->vzone, &reader->vbase, ZONE_VALUE_CHUNK)) {
+        if (err && errlen) snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     size_t off = 0;
     msgpack_unpack_return ur = msgpack_unpack(bytes.ptr, bytes.len, &off, reader->vzone, obj);
     if (ur != MSGPACK_UNPACK_SUCCESS) {
@@ -537,252 +626,3 @@ int msg_value_decode(msg_reader_t *reader, msg_bytes_t bytes, msgpack_object *ob
     return 0;
 }
 
-/* ---- encoding --------------------------------------------------------- */
-
-typedef struct enc {
-    msgpack_packer pk;
-    msgpack_sbuffer *buf;
-    bool nomem;           /* a write to buf failed: the frame is incomplete */
-    dec_t at;             /* reuses the decoder's message prefix: "<where>: key '...'" */
-} enc_t;
-
-/* Packer output: append to the caller's buffer and remember a failure, so
- * that a frame with a hole in it is never returned as a success. */
-static int s_write(void *data, const char *p, size_t len)
-{
-    enc_t *e = data;
-    if (msgpack_sbuffer_write(e->buf, p, len) != 0) e->nomem = true;
-    return 0;
-}
-
-static bool s_bytes_set(const msg_bytes_t *b) { return b->ptr != NULL; }
-
-/* Whether an optional field holds something worth sending. */
-static bool s_present(const field_t *f, const char *base)
-{
-    if (f->flags & (MS_REQ | MS_ALL)) return true;
-    const void *p = base + f->off;
-    switch (f->type) {
-    case MS_UINT:
-        if (f->flags & MS_DONE) {
-            uint8_t state = ((const msg_result_t *)base)->state;
-            if (state == MSG_STATE_DONE || state == MSG_STATE_DEAD) return true;
-        }
-        switch (f->width) {
-        case 1: return *(const uint8_t *)p != 0;
-        case 2: return *(const uint16_t *)p != 0;
-        case 4: return *(const uint32_t *)p != 0;
-        default: return *(const uint64_t *)p != 0;
-        }
-    case MS_PRI: return *(const int32_t *)p != 0;
-    case MS_BOOL: return *(const bool *)p;
-    case MS_STR: case MS_BIN: return s_bytes_set(p);
-    case MS_TIMES: {
-        const msg_times_t *t = p;
-        return t->submitted || t->queued || t->dispatched || t->started || t->finished;
-    }
-    case MS_PROG: {
-        const msg_result_t *r = (const msg_result_t *)base;
-        return r->prog_done || r->prog_total || s_bytes_set(&r->prog_note);
-    }
-    default: return *(const uint32_t *)(base + f->noff) != 0;
-    }
-}
-
-static void s_pack_str(msgpack_packer *pk, const char *s, size_t len)
-{
-    msgpack_pack_str(pk, len);
-    if (len) msgpack_pack_str_body(pk, s, len);
-}
-
-/* Pack a str/bin after checking its length against lo..hi. */
-static int s_enc_bytes(enc_t *e, const field_t *f, long item, const msg_bytes_t *b, bool bin, uint32_t lo,
-                       uint32_t hi)
-{
-    const char *ptr = b->ptr ? b->ptr : f->dflt ? f->dflt : "";
-    uint32_t len = b->ptr ? b->len : (uint32_t)strlen(ptr);
-    if (len < lo || len > hi) {
-        char range[48];
-        s_range(range, sizeof range, lo, hi, "bytes");
-        s_fail(&e->at, QJ_E_LIMIT, f, item, "must be a %s %s (got %" PRIu32 " bytes)", bin ? "bin" : "string",
-               range, len);
-        return -1;
-    }
-    if (bin) {
-        msgpack_pack_bin(&e->pk, len);
-        if (len) msgpack_pack_bin_body(&e->pk, ptr, len);
-    } else {
-        s_pack_str(&e->pk, ptr, len);
-    }
-    return 0;
-}
-
-static int s_enc_map(enc_t *e, const shape_t *sh, const char *base);
-
-static int s_enc_list(enc_t *e, const field_t *f, const char *base)
-{
-    uint32_t n = *(const uint32_t *)(base + f->noff);
-    const void *items = *(const void *const *)(base + f->off);
-    msgpack_packer *pk = &e->pk;
-    if (n < f->min || n > f->max) {
-        char range[48];
-        s_range(range, sizeof range, f->min, f->max, "items");
-        s_fail(&e->at, QJ_E_LIMIT, f, -1, "must be an array %s (got %" PRIu32 " items)", range, n);
-        return -1;
-    }
-    if (n && !items) {
-        s_fail(&e->at, QJ_E_BODY, f, -1, "has %" PRIu32 " items but no array", n);
-        return -1;
-    }
-    msgpack_pack_array(pk, n);
-    for (uint32_t i = 0; i < n; i++) {
-        switch (f->type) {
-        case MS_MAPS: {
-            enc_t sub = *e;
-            sub.at.where = f->sub->name;
-            sub.at.in_item = true;
-            sub.at.idx = i;
-            if (s_enc_map(&sub, f->sub, (const char *)items + (size_t)i * f->sub->size)) return -1;
-            break;
-        }
-        case MS_IDS: msgpack_pack_uint64(pk, ((const uint64_t *)items)[i]); break;
-        case MS_NAMES:
-            if (s_enc_bytes(e, f, i, &((const msg_bytes_t *)items)[i], false, 1, QJ_MAX_QUEUE_NAME)) return -1;
-            break;
-        case MS_ACKS: {
-            const msg_ack_t *a = &((const msg_ack_t *)items)[i];
-            msgpack_pack_array(pk, a->code ? 4 : 2);
-            msgpack_pack_uint64(pk, a->ref);
-            msgpack_pack_uint64(pk, a->id);
-            if (a->code) {
-                msgpack_pack_uint16(pk, a->code);
-                if (s_enc_bytes(e, f, i, &a->text, false, 0, QJ_MAX_ERROR)) return -1;
-            }
-            break;
-        }
-        case MS_OUTCOMES: {
-            const msg_outcome_t *oc = &((const msg_outcome_t *)items)[i];
-            msgpack_pack_array(pk, 2);
-            msgpack_pack_uint64(pk, oc->id);
-            msgpack_pack_uint8(pk, oc->outcome);
-            break;
-        }
-        default: assert(!"unknown list type");
-        }
-    }
-    return 0;
-}
-
-static int s_enc_field(enc_t *e, const field_t *f, const char *base)
-{
-    msgpack_packer *pk = &e->pk;
-    const void *p = base + f->off;
-    switch (f->type) {
-    case MS_UINT:
-        switch (f->width) {
-        case 1: msgpack_pack_uint8(pk, *(const uint8_t *)p); break;
-        case 2: msgpack_pack_uint16(pk, *(const uint16_t *)p); break;
-        case 4: msgpack_pack_uint32(pk, *(const uint32_t *)p); break;
-        default: msgpack_pack_uint64(pk, *(const uint64_t *)p); break;
-        }
-        return 0;
-    case MS_PRI: {
-        int32_t pri = *(const int32_t *)p;
-        if (pri < -128 || pri > 127) {
-            s_fail(&e->at, QJ_E_LIMIT, f, -1, "must be an integer from -128 to 127 (got %" PRId32 ")", pri);
-            return -1;
-        }
-        msgpack_pack_int32(pk, pri);
-        return 0;
-    }
-    case MS_BOOL:
-        return *(const bool *)p ? msgpack_pack_true(pk) : msgpack_pack_false(pk), 0;
-    case MS_STR:
-    case MS_BIN:
-        return s_enc_bytes(e, f, -1, p, f->type == MS_BIN, f->min, f->max);
-    case MS_TIMES: {
-        const msg_times_t *t = p;
-        msgpack_pack_array(pk, 5);
-        msgpack_pack_uint64(pk, t->submitted);
-        msgpack_pack_uint64(pk, t->queued);
-        msgpack_pack_uint64(pk, t->dispatched);
-        msgpack_pack_uint64(pk, t->started);
-        msgpack_pack_uint64(pk, t->finished);
-        return 0;
-    }
-    case MS_PROG: {
-        const msg_result_t *r = (const msg_result_t *)base;
-        bool note = s_bytes_set(&r->prog_note);
-        msgpack_pack_array(pk, note ? 3 : 2);
-        msgpack_pack_uint64(pk, r->prog_done);
-        msgpack_pack_uint64(pk, r->prog_total);
-        return note ? s_enc_bytes(e, f, 2, &r->prog_note, false, 0, QJ_MAX_NOTE) : 0;
-    }
-    case MS_BADBY: {
-        const msg_stats_t *st = p;
-        size_t named = sizeof s_err_names / sizeof s_err_names[0], n = 0;
-        for (size_t c = 1; c < named && c < 16; c++) n += st->bad_by_code[c] != 0;
-        msgpack_pack_map(pk, n);
-        for (size_t c = 1; c < named && c < 16; c++) {
-            if (!st->bad_by_code[c]) continue;
-            s_pack_str(pk, s_err_names[c], strlen(s_err_names[c]));
-            msgpack_pack_uint64(pk, st->bad_by_code[c]);
-        }
-        return 0;
-    }
-    default:
-        return s_enc_list(e, f, base);
-    }
-}
-
-/* The map header is written before its fields are known to be present,
- * then patched with the count: one pass over the table instead of two.
- * Tables of up to 15 fields use a fixmap (minimal, as in PROTOCOL.md §8);
- * bigger ones a map16. */
-static int s_enc_map(enc_t *e, const shape_t *sh, const char *base)
-{
-    size_t at = e->buf->size;
-    uint32_t n = 0;
-    if (sh->nfields <= 15) msgpack_pack_map(&e->pk, 0);
-    else s_write(e, "\xde\x00\x00", 3);
-    for (uint32_t j = 0; j < sh->nfields; j++) {
-        const field_t *f = &sh->fields[j];
-        if (!s_present(f, base)) continue;
-        n++;
-        s_pack_str(&e->pk, f->key, f->klen);
-        if (s_enc_field(e, f, base)) return -1;
-    }
-    if (e->nomem) return 0; /* msg_encode reports it */
-    if (sh->nfields <= 15) {
-        e->buf->data[at] = (char)(0x80 | n);
-    } else {
-        e->buf->data[at + 1] = (char)(n >> 8);
-        e->buf->data[at + 2] = (char)n;
-    }
-    return 0;
-}
-
-int msg_encode(msgpack_sbuffer *buf, const msg_t *m, char *err, size_t errlen)
-{
-    assert(buf && m);
-    enc_t e = {.buf = buf, .at = {.where = "frame", .err = err, .errlen = errlen}};
-    const shape_t *sh = msgschema_body(m->cmd);
-    buf->size = 0;
-    if (err && errlen) err[0] = '\0';
-    if (!sh) {
-        s_fail(&e.at, QJ_E_COMMAND, NULL, -1, "unknown command 0x%02x", m->cmd);
-        return -1;
-    }
-    e.at.where = sh->name;
-    if (m->cmd == MSG_HELLO && s_hello_check(&e.at, m) != QJ_E_OK) return -1;
-    const char hdr[MSG_HEADER_LEN] = {MSG_MAGIC0, MSG_MAGIC1, MSG_VERSION, (char)m->cmd};
-    s_write(&e, hdr, sizeof hdr);
-    msgpack_packer_init(&e.pk, &e, s_write);
-    int rc = s_enc_map(&e, sh, (const char *)m);
-    if (rc == 0 && e.nomem) {
-        s_fail(&e.at, QJ_E_INTERNAL, NULL, -1, "out of memory while encoding");
-        rc = -1;
-    }
-    if (rc != 0) buf->size = 0;
-    return rc;
-}

@@ -10,7 +10,7 @@
 
 #include "msg.h"
 
-#define KEY(k) .key = k, .klen = sizeof(k) - 1
+#define KEY(k) .key = k, .kraw = k, .klen = sizeof(k) - 1
 #define AT(T, m) .off = offsetof(T, m)
 #define FU(k, T, m, fl) {KEY(k), .type = MS_UINT, .flags = fl, AT(T, m), .width = sizeof(((T *)0)->m)}
 #define FS(k, T, m, fl, lo, hi) {KEY(k), .type = MS_STR, .flags = fl, AT(T, m), .min = lo, .max = hi}

@@ -38,6 +38,7 @@ struct msgschema;
 /* One key of a map. */
 typedef struct msgschema_field {
     const char *key;
+    char kraw[16];            /* the key again, zero-padded: the encoder copies it whole */
     uint8_t klen;
     uint8_t type;
     uint8_t flags;

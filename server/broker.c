@@ -13,6 +13,7 @@
 #include "command.h"
 #include "dispatch.h"
 #include "log.h"
+#include "store.h"
 
 #define READ_BATCH 4096      /* messages read in one turn before its work is done */
 #define TICK_MS 20           /* heartbeats, liveness, expiry, retries of full peers */
@@ -195,18 +196,39 @@ void broker_forget_peer(broker_t *b, peer_t *p, bool died, const char *why)
 
 /* ---- flushing the turn's batches */
 
+/* How many of the first n items (lsn non-decreasing) the journal covers. */
+static uint32_t s_durable_prefix(const broker_t *b, const uint64_t *lsn, uint32_t n)
+{
+    uint64_t durable = store_durable(b);
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (lsn[mid] <= durable)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Send a peer its ACCEPTED items whose jobs the journal holds at the
+ * --fsync level; the others wait for it (b->held). */
 static void s_flush_acks(broker_t *b, peer_t *p)
 {
-    while (p->nacks) {
-        uint32_t n = p->nacks < QJ_MAX_BATCH ? p->nacks : QJ_MAX_BATCH;
+    uint32_t ready = s_durable_prefix(b, p->ack_lsn, p->nacks);
+    if (ready < p->nacks)
+        b->held = true;
+    while (ready) {
+        uint32_t n = ready < QJ_MAX_BATCH ? ready : QJ_MAX_BATCH;
         msg_t m = {.cmd = MSG_ACCEPTED, .acks = p->acks, .nacks = n};
         if (broker_reply(b, p, &m) != 0) {
             /* The client resends what it did not see accepted; (cid, ref)
              * makes the resend find the same jobs. */
-            peer_clear_acks(p, p->nacks);
+            peer_clear_acks(p, ready);
             return;
         }
         peer_clear_acks(p, n);
+        ready -= n;
     }
 }
 
@@ -273,7 +295,7 @@ static bool s_fill_result(const broker_t *b, const sess_t *s, uint64_t id, msg_r
 {
     memset(r, 0, sizeof *r);
     r->id = id;
-    const job_t *job = jobs_find(b->jobs, id);
+    job_t *job = jobs_find(b->jobs, id);
     if (!job) {
         r->st = MSG_ST_UNKNOWN;
         *bytes = ITEM_OVERHEAD;
@@ -281,6 +303,8 @@ static bool s_fill_result(const broker_t *b, const sess_t *s, uint64_t id, msg_r
     }
     if (job->state != MSG_STATE_DONE && job->state != MSG_STATE_DEAD)
         return false;
+    if (job->sess == s)
+        job->flags &= (uint8_t)~JOB_F_OWED; /* on its way (or dropped: awaits push again) */
     r->ref = job->sess == s ? job->ref : 0;
     r->st = job->st;
     r->attempts = job->attempt;
@@ -299,16 +323,19 @@ static bool s_fill_result(const broker_t *b, const sess_t *s, uint64_t id, msg_r
 }
 
 /* Push a session's results.  Those that cannot go now stay in its list
- * (retried on the tick, or sent when the client comes back).  Returns 0,
- * or -1 if its peer is gone. */
+ * (retried on the tick, or sent when the client comes back), and so do
+ * those whose outcome the journal does not hold yet at the --fsync level
+ * (b->held).  Returns 0, or -1 if its peer is gone. */
 static int s_flush_results(broker_t *b, sess_t *s)
 {
-    uint32_t i = 0;
+    uint32_t i = 0, ready = s_durable_prefix(b, s->out_lsn, s->nout);
     int rc = 0;
-    while (i < s->nout) {
+    if (ready < s->nout)
+        b->held = true;
+    while (i < ready) {
         uint32_t n = 0, used = 0;
         size_t bytes = 0;
-        while (i + used < s->nout && n < QJ_MAX_BATCH) {
+        while (i + used < ready && n < QJ_MAX_BATCH) {
             size_t sz;
             if (!s_fill_result(b, s, s->out[i + used], &b->sresults[n], &sz)) {
                 used++;
@@ -333,12 +360,30 @@ static int s_flush_results(broker_t *b, sess_t *s)
         i += used;
     }
     memmove(s->out, s->out + i, (s->nout - i) * sizeof *s->out);
+    memmove(s->out_lsn, s->out_lsn + i, (s->nout - i) * sizeof *s->out_lsn);
     s->nout -= i;
     return rc;
 }
 
+/* The journal has become durable further: what waited for it may go. */
+static void s_release_held(broker_t *b)
+{
+    uint64_t durable = store_durable(b);
+    if (!b->held || durable == b->durable_seen)
+        return;
+    b->durable_seen = durable;
+    b->held = false;
+    for (peer_t *p = peers_first(b->peers); p; p = p->next) {
+        if (p->nacks)
+            broker_mark_peer(b, p);
+        if (p->sess && p->sess->peer == p && p->sess->nout)
+            broker_mark_sess(b, p->sess);
+    }
+}
+
 static void s_flush(broker_t *b)
 {
+    s_release_held(b);
     peer_t *p;
     while ((p = b->dirty_peers)) {
         b->dirty_peers = p->dirty_next;
@@ -393,7 +438,7 @@ static void s_tick(broker_t *b)
 
 /* ---- receiving */
 
-static void s_bad(broker_t *b, const void *rid, size_t rid_len, const peer_t *p, msg_err_t code,
+static void s_bad(broker_t *b, const void *rid, size_t rid_len, peer_t *p, msg_err_t code,
                   uint8_t cmd, const char *text)
 {
     b->counts.bad++;
@@ -412,6 +457,14 @@ static void s_bad(broker_t *b, const void *rid, size_t rid_len, const peer_t *p,
         b->bad_quiet = 1;
     } else {
         b->bad_quiet++;
+    }
+    if (cmd == MSG_SUBMIT && p && p->nacks) {
+        /* ACCEPTED items answering earlier SUBMITs go before this ERROR
+         * (PROTOCOL.md §4.3), so they cannot wait for the journal. */
+        char err[256];
+        if (store_flush(b, err, sizeof err) != 0)
+            log_error("%s", err);
+        s_flush_acks(b, p);
     }
     if (cmd != MSG_ERROR && cmd != MSG_HEARTBEAT)
         broker_error(b, rid, rid_len, (uint16_t)code, cmd, 0, "%s", text);
@@ -474,6 +527,8 @@ static void s_clock(broker_t *b)
 
 static long s_timeout(const broker_t *b)
 {
+    if (store_pending(b))
+        return 0;
     uint64_t until = b->next_tick_ms;
     theap_node_t *t = theap_peek(b->timers);
     if (t && t->key < until)
@@ -481,30 +536,47 @@ static long s_timeout(const broker_t *b)
     return until > b->now_ms ? (long)(until - b->now_ms) : 0;
 }
 
-static void s_turn(broker_t *b)
+/* One turn's work after reading.  The turn's journal records are written
+ * (and, with --fsync always, synced) before anything it produced is sent;
+ * JOBS go to workers at once, ACCEPTED and RESULTS once the journal holds
+ * what they announce (s_flush_acks, s_flush_results).  Returns 0, or -1
+ * with a message on a fatal journal error. */
+static int s_turn(broker_t *b, char *err, size_t errlen)
 {
     dispatch_due(b);
     if (b->now_ms >= b->next_tick_ms) {
         s_tick(b);
+        if (store_tick(b, err, errlen) != 0)
+            return -1;
         b->next_tick_ms = b->now_ms + TICK_MS;
     }
     dispatch_run(b);
+    if (store_commit(b, err, errlen) != 0)
+        return -1;
     s_flush(b);
     /* After the flush: a result is dropped for --max-results only once it
      * has been pushed. */
     dispatch_expire(b);
+    return 0;
 }
 
+/* Stop: nothing more is read; the journal is made durable, so that every
+ * held ACCEPTED and RESULTS can go; then goodbye to every peer. */
 static void s_goodbye(broker_t *b)
 {
+    char err[256];
+    if (store_flush(b, err, sizeof err) != 0)
+        log_error("%s", err);
+    b->held = true;
     s_flush(b);
     uint64_t held = jobs_count(b->jobs), peers = 0;
     msg_t m = {.cmd = MSG_BYE};
     if (s_encode(b, &m) == 0)
         for (peer_t *p = peers_first(b->peers); p; p = p->next, peers++)
             s_send_raw(b, p->rid, p->rid_len, b->out.data, b->out.size);
-    log_info("shutting down: said goodbye to %llu peer(s); %llu job(s) held are dropped",
-             (unsigned long long)peers, (unsigned long long)held);
+    log_info("shutting down: said goodbye to %llu peer(s); %llu job(s) held are kept in the "
+             "journal in %s", (unsigned long long)peers, (unsigned long long)held,
+             b->cfg.data_dir);
     int linger = GOODBYE_LINGER_MS;
     zmq_setsockopt(b->sock, ZMQ_LINGER, &linger, sizeof linger);
 }
@@ -513,17 +585,29 @@ int broker_run(broker_t *b, volatile sig_atomic_t *stop, char *err, size_t errle
 {
     s_clock(b);
     b->next_tick_ms = b->now_ms + TICK_MS;
+    zmq_pollitem_t items[3] = {{.socket = b->sock, .events = ZMQ_POLLIN},
+                               {.fd = store_fd(b), .events = ZMQ_POLLIN}};
+    int nitems = items[1].fd >= 0 ? 2 : 1, izap = -1;
+    if (b->cfg.zap) {   /* CURVE handshakes wait for the ZAP handler (zap.h) */
+        izap = nitems++;
+        items[izap] = (zmq_pollitem_t){.socket = zap_socket(b->cfg.zap), .events = ZMQ_POLLIN};
+    }
     while (!*stop) {
-        zmq_pollitem_t item = {.socket = b->sock, .events = ZMQ_POLLIN};
-        int rc = zmq_poll(&item, 1, s_timeout(b));
+        int rc = zmq_poll(items, nitems, s_timeout(b));
         if (rc < 0 && errno != EINTR) {
             snprintf(err, errlen, "poll failed: %s", zmq_strerror(errno));
             return -1;
         }
         s_clock(b);
-        if (rc > 0)
+        if (rc > 0 && nitems > 1 && izap != 1 && (items[1].revents & ZMQ_POLLIN) &&
+            store_poll(b, err, errlen) != 0)
+            return -1;
+        if (rc > 0 && izap > 0 && (items[izap].revents & ZMQ_POLLIN))
+            zap_serve(b->cfg.zap);
+        if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
             s_read(b);
-        s_turn(b);
+        if (s_turn(b, err, errlen) != 0)
+            return -1;
     }
     s_goodbye(b);
     return 0;
@@ -538,7 +622,8 @@ static int s_check_bind(const char *ep, bool insecure, char *err, size_t errlen)
     if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9) || insecure)
         return 0;
     const char *hint = "only tcp on a loopback address (127.0.0.1, ::1, localhost) and ipc:// "
-                       "are allowed without authentication; add --insecure to bind it anyway";
+                       "are allowed without authentication: turn CURVE on (--curve-secret with "
+                       "--clients-allow / --workers-allow), or add --insecure to bind it anyway";
     if (strncmp(ep, "tcp://", 6) != 0) {
         snprintf(err, errlen, "refusing to bind %s: %s", ep, hint);
         return -1;
@@ -612,6 +697,9 @@ static int s_socket(broker_t *b, char *err, size_t errlen)
             snprintf(err, errlen, "cannot enable IPv6: %s", zmq_strerror(errno));
             return -1;
         }
+    /* The ZAP handler must be there before the first handshake. */
+    if (b->cfg.zap && zap_start(b->cfg.zap, b->ctx, b->sock, err, errlen) != 0)
+        return -1;
     char (*eps)[256] = calloc((size_t)b->cfg.nbinds, sizeof *eps);
     if (!eps) {
         snprintf(err, errlen, "out of memory");
@@ -641,7 +729,7 @@ static int s_socket(broker_t *b, char *err, size_t errlen)
 broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen)
 {
     for (int i = 0; i < cfg->nbinds; i++)
-        if (s_check_bind(cfg->binds[i], cfg->insecure, err, errlen) != 0)
+        if (s_check_bind(cfg->binds[i], cfg->insecure || cfg->zap, err, errlen) != 0)
             return NULL;
     broker_t *b = calloc(1, sizeof *b);
     if (!b) {
@@ -679,7 +767,7 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen)
     }
     memcpy(b->heartbeat, b->out.data, b->out.size);
     b->heartbeat_len = b->out.size;
-    if (s_socket(b, err, errlen) != 0) {
+    if (store_open(b, err, errlen) != 0 || s_socket(b, err, errlen) != 0) {
         broker_destroy(&b);
         return NULL;
     }
@@ -698,8 +786,11 @@ void broker_destroy(broker_t **self_p)
     broker_t *b = *self_p;
     if (b->sock)
         zmq_close(b->sock);
+    if (b->cfg.zap)
+        zap_stop(b->cfg.zap);   /* its socket too, or the context would wait for it */
     if (b->ctx)
         zmq_ctx_term(b->ctx);
+    store_close(b);
     /* Jobs first: releasing them drops their session references. */
     jobs_destroy(&b->jobs, s_release, b);
     peers_destroy(&b->peers);

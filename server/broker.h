@@ -23,10 +23,12 @@
 
 #include "htab.h"
 #include "job.h"
+#include "journal.h"
 #include "msg.h"
 #include "peer.h"
 #include "queue.h"
 #include "theap.h"
+#include "zap.h"
 
 /* A --max-depth rule: a bound for one queue, or for every queue. */
 typedef struct broker_depth {
@@ -39,6 +41,8 @@ typedef struct broker_config {
     int nbinds;
     const char *endpoint_file;  /* write the bound endpoints here; NULL = no */
     bool insecure;              /* allow binding beyond loopback */
+    zap_t *zap;                 /* CURVE and who may connect (zap.h); NULL = none.
+                                   The caller's: it outlives the broker */
     const char *name;           /* broker name sent in WELCOME; NULL = none */
     uint64_t result_ttl_s;      /* keep final results this long */
     uint64_t max_results;       /* and at most this many */
@@ -47,6 +51,10 @@ typedef struct broker_config {
     uint32_t lost_attempts;     /* attempts a job gets when its workers die */
     const broker_depth_t *depths; /* --max-depth rules */
     int ndepths;
+    uint64_t max_memory;        /* bytes of jobs and results held at most; 0 = no bound */
+    const char *data_dir;       /* the journal's directory */
+    journal_sync_t fsync;       /* --fsync */
+    uint64_t compact_bytes;     /* compact the journal past this much log */
 } broker_config_t;
 
 /* Figures for STATS, counted since start. */
@@ -73,6 +81,11 @@ typedef struct broker {
     queue_t **qlist;            /* the same, in creation order (STATS) */
     uint32_t nqueues, capqueues;
     theap_t *timers;            /* DELAYED jobs by due time */
+    uint64_t mem_bytes;         /* job_bytes of every job held (--max-memory) */
+
+    journal_t *journal;         /* every change of a job's life, on disk (store.c) */
+    uint64_t durable_seen;      /* journal_durable() when the held items were last looked at */
+    bool held;                  /* acks or results wait for the journal */
 
     /* work produced by this turn, done at its end */
     queue_t *dirty_queues;      /* queues with ready jobs to dispatch */
@@ -93,13 +106,15 @@ typedef struct broker {
     broker_counts_t counts;
 } broker_t;
 
-/* Create a broker: bind every endpoint (refusing non-loopback tcp unless
- * cfg->insecure), write the endpoint file.  cfg's strings must outlive
- * the broker.  Returns NULL with a message in err on failure. */
+/* Create a broker: rebuild its jobs from the journal in cfg->data_dir,
+ * bind every endpoint (refusing non-loopback tcp unless cfg->insecure),
+ * write the endpoint file.  cfg's strings must outlive the broker.
+ * Returns NULL with a message in err on failure. */
 broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen);
 
-/* Serve until *stop becomes non-zero, then say goodbye to every peer.
- * Returns 0, or -1 with a message in err on a fatal socket error. */
+/* Serve until *stop becomes non-zero, then make the journal durable and
+ * say goodbye to every peer.  Returns 0, or -1 with a message in err on a
+ * fatal socket or journal error. */
 int broker_run(broker_t *self, volatile sig_atomic_t *stop, char *err, size_t errlen);
 
 /* Close the socket and free everything; safe on NULL, nulls the pointer. */

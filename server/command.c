@@ -86,7 +86,9 @@ static void s_credit(broker_t *b, peer_t *p, uint32_t credit)
             broker_mark_queue(b, p->queues[i]);
 }
 
-static void s_hello(broker_t *b, const void *rid, size_t rid_len, peer_t *p, const msg_t *m)
+/* key: the connection's CURVE key (zap_admit), or NULL without CURVE. */
+static void s_hello(broker_t *b, const void *rid, size_t rid_len, peer_t *p, const msg_t *m,
+                    const char *key)
 {
     /* The codec has checked the role, and that a client sent a 16-byte cid. */
     bool again = p && p->role == MSG_ROLE_WORKER && m->role == MSG_ROLE_WORKER;
@@ -108,6 +110,7 @@ static void s_hello(broker_t *b, const void *rid, size_t rid_len, peer_t *p, con
             return;
         }
         p->role = m->role;
+        p->key = key;
         sess_t *s = m->role == MSG_ROLE_CLIENT ? peers_session(b->peers, m->cid.ptr)
                                                : peers_anon_session(b->peers);
         if (!s) {
@@ -115,6 +118,16 @@ static void s_hello(broker_t *b, const void *rid, size_t rid_len, peer_t *p, con
             broker_error(b, rid, rid_len, QJ_E_INTERNAL, m->cmd, 0, "broker out of memory");
             return;
         }
+        if (key && s->key && s->key != key) {
+            /* A cid is bound to the first key that used it: another key
+             * must not take over its results. */
+            zap_refuse(b->cfg.zap, "a HELLO from key %s with the cid of key %s", key, s->key);
+            peers_forget(b->peers, p);
+            broker_error(b, rid, rid_len, QJ_E_DENIED, m->cmd, 0,
+                         "denied: this cid belongs to another key (use a new random cid)");
+            return;
+        }
+        s->key = key;
         sess_ref(s); /* first: forgetting its old connection must not free it */
         if (s->peer)
             broker_forget_peer(b, s->peer, false, "its cid came back on a new connection");
@@ -321,6 +334,11 @@ static void s_outcomes(broker_t *b, peer_t *p, const msg_t *m)
     if (done)
         log_info("%s %s %u job(s)", p->name, m->cmd == MSG_CANCEL ? "cancelled" : "requeued",
                  done);
+    /* The reply reports changes (removed, requested, requeued): the
+     * journal holds them first. */
+    char err[256];
+    if (store_lsn(b) > store_durable(b) && store_flush(b, err, sizeof err) != 0)
+        log_error("%s", err);
     msg_t out = {.cmd = m->cmd == MSG_CANCEL ? MSG_CANCEL_REP : MSG_REQUEUE_REP, .rid = m->rid,
                  .outcomes = items, .noutcomes = m->nids};
     broker_reply(b, p, &out);
@@ -371,6 +389,7 @@ static void s_stats(broker_t *b, peer_t *p, const msg_t *m)
     st->bad_frames = c->bad;
     memcpy(st->bad_by_code, c->bad_by, sizeof st->bad_by_code);
     st->results_kept = jobs_kept(b->jobs);
+    st->rejected = b->cfg.zap ? zap_rejected(b->cfg.zap) : 0;
     st->rss_bytes = s_rss();
     for (uint32_t i = 0; i < b->nqueues; i++) {
         const queue_t *q = b->qlist[i];
@@ -412,12 +431,24 @@ void command_handle(broker_t *b, const void *rid, size_t rid_len, peer_t *p, con
         return;
     }
     if (m->cmd == MSG_HELLO) {
-        s_hello(b, rid, rid_len, p, m);
+        char why[128];
+        const char *key = NULL;
+        if (b->cfg.zap && !(key = zap_admit(b->cfg.zap, &b->zbody, m->role, why, sizeof why))) {
+            broker_error(b, rid, rid_len, QJ_E_DENIED, m->cmd, 0, "%s", why);
+            return;
+        }
+        s_hello(b, rid, rid_len, p, m, key);
         return;
     }
     if (!p) {
         broker_error(b, rid, rid_len, QJ_E_HELLO, m->cmd, m->rid,
                      "%s before HELLO: send HELLO first, then resend it", msg_cmd_name(m->cmd));
+        return;
+    }
+    if (b->cfg.zap && !zap_same(b->cfg.zap, &b->zbody, p->key)) {
+        /* Another connection took over a routing id that said HELLO. */
+        broker_error(b, rid, rid_len, QJ_E_DENIED, m->cmd, m->rid,
+                     "denied: not the key this connection said HELLO with");
         return;
     }
     p->last_in_ms = b->now_ms; /* any message renews the peer and its leases */

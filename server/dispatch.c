@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "store.h"
 
 #define DEFAULT_BACKOFF_MS 1000
 #define MAX_BACKOFF_MS (24u * 3600 * 1000) /* a retry waits a day at most */
@@ -41,18 +42,34 @@ static void s_delay(broker_t *b, job_t *job, uint64_t delay_ms)
     job->queue->delayed++;
 }
 
+void dispatch_place(broker_t *b, job_t *job, uint64_t delay_ms, bool front)
+{
+    if (delay_ms)
+        s_delay(b, job, delay_ms);
+    else if (front)
+        s_ready_front(b, job);
+    else
+        s_ready(b, job);
+}
+
 msg_err_t dispatch_accept(broker_t *b, peer_t *peer, const msg_job_t *spec, uint64_t *id,
                           char *err, size_t errlen)
 {
     sess_t *sess = peer->sess;
-    job_t *job = NULL;
-    if (spec->ref)
-        job = jobs_find_ref(b->jobs, sess, spec->ref);
+    job_t *job = spec->ref ? jobs_find_ref(b->jobs, sess, spec->ref) : NULL;
+    bool resent = job != NULL;
     if (!job && spec->key.len)
         job = jobs_find_key(b->jobs, spec->key.ptr, spec->key.len);
     if (job) {
         log_debug("%s: submit ref %llu is job %llu already", peer->name,
                   (unsigned long long)spec->ref, (unsigned long long)job->id);
+        /* A resend: its ACCEPTED was lost (a reconnect, a broker restart),
+         * and so may be the result of a job that finished meanwhile, which
+         * the submitter could not match: it follows the ACCEPTED again. */
+        bool final = job->state == MSG_STATE_DONE || job->state == MSG_STATE_DEAD;
+        if (resent && final && !(job->flags & JOB_F_DETACH) && dispatch_await(b, job, sess) != 0)
+            log_error("out of memory: the result of job %llu for %s is lost",
+                      (unsigned long long)job->id, peer->name);
         *id = job->id;
         return QJ_E_OK;
     }
@@ -64,6 +81,18 @@ msg_err_t dispatch_accept(broker_t *b, peer_t *peer, const msg_job_t *spec, uint
                      (unsigned long long)spec->parent, peer->name);
             return QJ_E_ROLE;
         }
+    }
+    const char *refusal = store_refusal(b);
+    if (refusal) {
+        snprintf(err, errlen, "%s: retry later", refusal);
+        return QJ_E_INTERNAL;
+    }
+    if (b->cfg.max_memory && b->mem_bytes >= b->cfg.max_memory) {
+        snprintf(err, errlen, "queue full: the broker holds %llu MB of jobs and results, its "
+                 "ceiling (--max-memory %llu MB): retry once workers have drained its queues, "
+                 "or raise the limit", (unsigned long long)(b->mem_bytes >> 20),
+                 (unsigned long long)(b->cfg.max_memory >> 20));
+        return QJ_E_QUEUE_FULL;
     }
     queue_t *q = broker_queue(b, spec->queue.ptr, spec->queue.len, true, err, errlen);
     if (!q)
@@ -80,17 +109,24 @@ msg_err_t dispatch_accept(broker_t *b, peer_t *peer, const msg_job_t *spec, uint
         snprintf(err, errlen, "broker out of memory: retry later");
         return QJ_E_INTERNAL;
     }
-    sess_ref(sess);
     if (!job->backoff_ms)
         job->backoff_ms = DEFAULT_BACKOFF_MS;
     job->t_queued = b->now_us;
+    /* Recorded before it is acknowledged: the ACCEPTED waits for this
+     * record to be durable (broker.c). */
+    uint64_t due_us = spec->at_us > b->now_us ? spec->at_us : 0;
+    if (store_submit(b, job, due_us) != 0) {
+        jobs_remove(b->jobs, job);
+        job_free(&job);
+        snprintf(err, errlen, "the broker cannot record the job in its journal (out of "
+                 "memory): retry later");
+        return QJ_E_INTERNAL;
+    }
+    sess_ref(sess);
+    b->mem_bytes += job_bytes(job);
     q->submitted++;
     b->counts.submitted++;
-    /* A journal records the job here, before it is acknowledged. */
-    if (spec->at_us > b->now_us)
-        s_delay(b, job, (spec->at_us - b->now_us + 999) / 1000);
-    else
-        s_ready(b, job);
+    dispatch_place(b, job, due_us ? (due_us - b->now_us + 999) / 1000 : 0, false);
     log_debug("job %llu %.*s accepted on '%s' from %s", (unsigned long long)job->id,
               (int)job->task_len, job_task(job), q->name, peer->name);
     *id = job->id;
@@ -145,7 +181,7 @@ static void s_lease(broker_t *b, peer_t *w, job_t *job)
     jlist_push_back(&w->leases, job);
     job->queue->running++;
     w->credit--;
-    /* A journal records the lease here. */
+    store_dispatch(b, job);
     log_debug("job %llu attempt %u to %s", (unsigned long long)job->id, job->attempt, w->name);
 }
 
@@ -179,6 +215,7 @@ void dispatch_run(broker_t *b)
                  * or credit on the queue tries again. */
                 job->state = MSG_STATE_QUEUED;
                 queue_push_front(q, job);
+                store_requeue(b, job, 0, true);
                 break;
             }
             broker_mark_peer(b, w);
@@ -196,6 +233,7 @@ void dispatch_unsend(broker_t *b, peer_t *w, uint32_t n)
         job->attempt--;
         w->credit++;
         s_ready_front(b, job);
+        store_requeue(b, job, 0, true);
     }
 }
 
@@ -206,12 +244,16 @@ void dispatch_unsend(broker_t *b, peer_t *w, uint32_t n)
 static void s_notify(broker_t *b, job_t *job)
 {
     bool to_submitter = !(job->flags & JOB_F_DETACH) && job->sess;
-    if (to_submitter && sess_push_result(job->sess, job->id) == 0)
+    uint64_t lsn = store_lsn(b); /* after the FINISH record */
+    if (to_submitter && sess_push_result(job->sess, job->id, lsn) == 0) {
+        job->flags |= JOB_F_OWED;
         broker_mark_sess(b, job->sess);
+    }
     while (job_waiters(job)) {
         job_wait_t *w = job->aux->waiters;
         job->aux->waiters = w->next;
-        if (!(to_submitter && w->sess == job->sess) && sess_push_result(w->sess, job->id) == 0)
+        if (!(to_submitter && w->sess == job->sess) &&
+            sess_push_result(w->sess, job->id, lsn) == 0)
             broker_mark_sess(b, w->sess);
         peers_unref(b->peers, w->sess);
         free(w);
@@ -238,9 +280,11 @@ static void s_final(broker_t *b, job_t *job, uint8_t st, const msg_result_t *r,
         err = (msg_bytes_t){why, (uint32_t)strlen(why)};
     if (!wk.len && wname)
         wk = (msg_bytes_t){wname, (uint32_t)strlen(wname)};
+    b->mem_bytes -= job_bytes(job);
     if (job_set_result(job, val, err, wk, started, finished) != 0)
         log_error("out of memory keeping the result of job %llu: kept without value",
                   (unsigned long long)job->id);
+    b->mem_bytes += job_bytes(job);
 
     if (started && finished >= started) {
         uint64_t compute = finished - started;
@@ -260,7 +304,7 @@ static void s_final(broker_t *b, job_t *job, uint8_t st, const msg_result_t *r,
     if (job->state == MSG_STATE_DEAD)
         q->dead++;
     job->final_ms = b->now_ms;
-    /* A journal records the outcome here. */
+    store_final(b, job);
     jobs_keep(b->jobs, job);
     log_debug("job %llu %.*s finished %s after %u attempt(s)%s", (unsigned long long)job->id,
               (int)job->task_len, job_task(job), msg_st_name(st), job->attempt,
@@ -282,6 +326,7 @@ static bool s_retry(broker_t *b, job_t *job)
     log_debug("job %llu retried in %llu ms (attempt %u failed)", (unsigned long long)job->id,
               (unsigned long long)delay, job->attempt);
     s_delay(b, job, delay);
+    store_requeue(b, job, delay, false);
     return true;
 }
 
@@ -322,13 +367,13 @@ uint8_t dispatch_cancel(broker_t *b, job_t *job)
                 return MSG_CANCEL_REQUESTED;
             }
             job->flags |= JOB_F_CANCEL;
+            store_cancel(b, job);
             broker_mark_peer(b, job->worker);
         }
         return MSG_CANCEL_REQUESTED;
     default:
         return MSG_CANCEL_DONE;
     }
-    /* A journal records the cancel here (through s_final). */
     s_final(b, job, MSG_ST_CANCELLED, NULL, "cancelled before it ran", NULL);
     return MSG_CANCEL_REMOVED;
 }
@@ -357,8 +402,8 @@ uint32_t dispatch_return(broker_t *b, peer_t *w, bool died)
             job->queue->retried++;
             b->counts.retried++;
         }
-        /* A journal records the return here. */
         s_ready_front(b, job);
+        store_requeue(b, job, 0, true);
         back++;
     }
     return back;
@@ -370,13 +415,15 @@ int dispatch_revive(broker_t *b, job_t *job)
         return -1;
     jobs_unkeep(b->jobs, job);
     job->queue->dead--;
+    b->mem_bytes -= job_bytes(job);
     job_set_result(job, (msg_bytes_t){0}, (msg_bytes_t){0}, (msg_bytes_t){0}, 0, 0);
+    b->mem_bytes += job_bytes(job);
     job->st = 0;
     job->attempt = 0;
     job->worker = NULL;
-    job->flags &= (uint8_t)~JOB_F_CANCEL;
-    /* A journal records the requeue here. */
+    job->flags &= (uint8_t)~(JOB_F_CANCEL | JOB_F_OWED);
     s_ready(b, job);
+    store_requeue(b, job, 0, false);
     log_debug("job %llu %.*s requeued from the dead-letter list", (unsigned long long)job->id,
              (int)job->task_len, job_task(job));
     return 0;
@@ -385,7 +432,11 @@ int dispatch_revive(broker_t *b, job_t *job)
 int dispatch_await(broker_t *b, job_t *job, sess_t *sess)
 {
     if (job->state == MSG_STATE_DONE || job->state == MSG_STATE_DEAD) {
-        if (sess_push_result(sess, job->id) != 0)
+        /* Its submitter awaits a result it is about to get: once is enough
+         * (a client awaits again what it lacks after a reconnect). */
+        if (sess == job->sess && (job->flags & JOB_F_OWED))
+            return 0;
+        if (sess_push_result(sess, job->id, store_lsn(b)) != 0)
             return -1;
         broker_mark_sess(b, sess);
         return 0;
@@ -425,5 +476,6 @@ void dispatch_release(broker_t *b, job_t *job)
     }
     if (job->sess)
         peers_unref(b->peers, job->sess);
+    b->mem_bytes -= job_bytes(job);
     job_free(&job);
 }

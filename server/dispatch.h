@@ -1,11 +1,12 @@
 /* dispatch.h -- a job's life in the broker: accepted, delayed, queued,
  * leased to a worker, retried, finished, kept, expired.
  *
- * Every change of a job's state goes through one of these functions, so
- * that a journal can record submits (dispatch_accept), leases
- * (dispatch_run), outcomes (dispatch_finish, dispatch_cancel) and
- * returns to the queue (dispatch_return, dispatch_revive) in one place
- * each.
+ * Every change of a job's state goes through one of these functions, and
+ * each records it in the journal (store.h) where it happens: submits
+ * (dispatch_accept), leases (dispatch_run), outcomes (results, cancels,
+ * losses), returns to the queue (retries, dispatch_return,
+ * dispatch_unsend, dispatch_revive).  They also keep b->mem_bytes, the
+ * bytes of jobs held, for --max-memory.
  */
 #ifndef QJ_DISPATCH_H
 #define QJ_DISPATCH_H
@@ -16,11 +17,19 @@
 #include "broker.h"
 
 /* Accept one SUBMIT item from peer: a duplicate (same session and ref, or
- * same key) gives the existing job's id; otherwise a new job is queued
- * (or delayed until its `at`).  Returns QJ_E_OK with *id, or an error
- * code (role, limit, queue_full, internal) with a message in err. */
+ * same key) gives the existing job's id; otherwise a new job is recorded
+ * in the journal and queued (or delayed until its `at`).  Refused when
+ * its queue is at --max-depth or the broker at --max-memory (queue_full),
+ * or the journal cannot be written (internal).  Returns QJ_E_OK with *id,
+ * or an error code (role, limit, queue_full, internal) with a message in
+ * err. */
 msg_err_t dispatch_accept(broker_t *b, peer_t *peer, const msg_job_t *spec, uint64_t *id,
                           char *err, size_t errlen);
+
+/* Put a job (on no list) in its queue: held for delay_ms if not 0, else
+ * ready at the back of its priority level, or at the front (a job that
+ * comes back goes out before later ones). */
+void dispatch_place(broker_t *b, job_t *job, uint64_t delay_ms, bool front);
 
 /* Lease ready jobs of the queues marked this turn to their least loaded
  * workers with credit; the jobs are added to each worker's out_jobs. */

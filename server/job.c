@@ -39,6 +39,15 @@ job_t *job_new(const msg_job_t *spec, uint64_t id)
     return j;
 }
 
+size_t job_bytes(const job_t *self)
+{
+    size_t n = sizeof *self + self->task_len + self->key_len + self->args_len + JOB_INDEX_BYTES;
+    const job_result_t *r = self->res;
+    if (r)
+        n += sizeof *r + r->val_len + r->err_len + r->wk_len;
+    return n;
+}
+
 void job_free(job_t **self_p)
 {
     if (!self_p || !*self_p)
@@ -264,6 +273,17 @@ uint64_t jobs_next_id(jobs_t *self)
     return self->next_id++;
 }
 
+uint64_t jobs_peek_id(const jobs_t *self)
+{
+    return self->next_id;
+}
+
+void jobs_reserve(jobs_t *self, uint64_t id)
+{
+    if (id >= self->next_id)
+        self->next_id = id + 1;
+}
+
 int jobs_add(jobs_t *self, job_t *job)
 {
     if (htab_insert(self->by_id, s_id_hash(job->id), job) != 0)
@@ -347,6 +367,16 @@ job_t *jobs_expired(jobs_t *self, uint64_t now_ms)
 job_t *jobs_dead_head(const jobs_t *self)
 {
     return self->dead.head;
+}
+
+job_t *jobs_kept_head(const jobs_t *self)
+{
+    return self->kept.head;
+}
+
+job_t *jobs_next(const jobs_t *self, size_t *cursor)
+{
+    return htab_next(self->by_id, cursor);
 }
 
 uint64_t jobs_count(const jobs_t *self)

@@ -76,6 +76,7 @@ enum {
     JOB_F_DETACH = 1,       /* do not push the result to the submitter */
     JOB_F_PROGRESS = 2,     /* push progress reports to the submitter */
     JOB_F_CANCEL = 4,       /* a cancel was forwarded to its worker */
+    JOB_F_OWED = 8,         /* its result waits in its submitter's session, unsent */
 };
 
 struct job {
@@ -129,6 +130,12 @@ static inline job_t *job_of_timer(theap_node_t *node)
  * (task and key at most 128 bytes).  Returns NULL if out of memory. */
 job_t *job_new(const msg_job_t *spec, uint64_t id);
 
+/* Bytes a job costs the broker: its record, task, key, arguments and
+ * result, and its share of the registry's indexes (JOB_INDEX_BYTES): the
+ * measure of --max-memory. */
+#define JOB_INDEX_BYTES 64
+size_t job_bytes(const job_t *self);
+
 /* Free a job and its result and aux; safe on NULL, nulls the caller's
  * pointer.  The job must be on no list and have no waiters (the broker
  * releases those, with their session references, first). */
@@ -173,6 +180,13 @@ void jobs_destroy(jobs_t **self_p, void (*release)(job_t *job, void *ctx), void 
 /* Hand out the next job id (strictly increasing, never reused). */
 uint64_t jobs_next_id(jobs_t *self);
 
+/* The id jobs_next_id would hand out now, without taking it. */
+uint64_t jobs_peek_id(const jobs_t *self);
+
+/* Make sure ids handed out from now on are above id (a journal's high-
+ * water mark); never lowers the next id. */
+void jobs_reserve(jobs_t *self, uint64_t id);
+
 /* Index a new job by id, by (sess, ref) if ref is non-zero, and by key if
  * it has one.  Returns 0, or -1 if out of memory (nothing indexed). */
 int jobs_add(jobs_t *self, job_t *job);
@@ -200,6 +214,13 @@ job_t *jobs_expired(jobs_t *self, uint64_t now_ms);
 
 /* The dead-letter list, oldest first (walk with ->next). */
 job_t *jobs_dead_head(const jobs_t *self);
+
+/* The kept list (DONE), oldest first (walk with ->next). */
+job_t *jobs_kept_head(const jobs_t *self);
+
+/* Iterate over every job held, in no order: start with *cursor = 0; NULL
+ * at the end.  The registry must not change during an iteration. */
+job_t *jobs_next(const jobs_t *self, size_t *cursor);
 
 uint64_t jobs_count(const jobs_t *self);   /* every job held */
 uint64_t jobs_kept(const jobs_t *self);    /* finished jobs held (done + dead) */

@@ -47,6 +47,25 @@ static int s_reserve(void **v, uint32_t *cap, uint32_t n, size_t elem)
     return 0;
 }
 
+/* The same for an array and its parallel array of journal positions.
+ * (If the second cannot grow, the first keeps its larger size unused.) */
+static int s_reserve_lsn(void **v, uint64_t **lsn, uint32_t *cap, uint32_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    uint32_t ncap = *cap ? *cap * 2 : 16;
+    void *nv = realloc(*v, (size_t)ncap * elem);
+    if (!nv)
+        return -1;
+    *v = nv;
+    uint64_t *nl = realloc(*lsn, (size_t)ncap * sizeof *nl);
+    if (!nl)
+        return -1;
+    *lsn = nl;
+    *cap = ncap;
+    return 0;
+}
+
 peers_t *peers_new(void)
 {
     peers_t *self = calloc(1, sizeof *self);
@@ -64,6 +83,7 @@ peers_t *peers_new(void)
 static void s_sess_free(sess_t *sess)
 {
     free(sess->out);
+    free(sess->out_lsn);
     free(sess);
 }
 
@@ -71,6 +91,7 @@ static void s_peer_free(peer_t *p)
 {
     peer_clear_acks(p, p->nacks);
     free(p->acks);
+    free(p->ack_lsn);
     free(p->queues);
     free(p->out_jobs);
     free(p->cancels);
@@ -212,22 +233,27 @@ void peers_unref(peers_t *self, sess_t *sess)
     s_sess_free(sess);
 }
 
-int sess_push_result(sess_t *sess, uint64_t id)
+int sess_push_result(sess_t *sess, uint64_t id, uint64_t lsn)
 {
-    if (s_reserve((void **)&sess->out, &sess->capout, sess->nout, sizeof *sess->out) != 0)
+    if (s_reserve_lsn((void **)&sess->out, &sess->out_lsn, &sess->capout, sess->nout,
+                      sizeof *sess->out) != 0)
         return -1;
+    sess->out_lsn[sess->nout] = lsn;
     sess->out[sess->nout++] = id;
     return 0;
 }
 
-int peer_push_ack(peer_t *peer, uint64_t ref, uint64_t id, uint16_t code, const char *text)
+int peer_push_ack(peer_t *peer, uint64_t ref, uint64_t id, uint16_t code, const char *text,
+                  uint64_t lsn)
 {
-    if (s_reserve((void **)&peer->acks, &peer->capacks, peer->nacks, sizeof *peer->acks) != 0)
+    if (s_reserve_lsn((void **)&peer->acks, &peer->ack_lsn, &peer->capacks, peer->nacks,
+                      sizeof *peer->acks) != 0)
         return -1;
     /* Refusals are rare: each carries its own copy of its message. */
     char *copy = NULL;
     if (text && !(copy = strdup(text)))
         return -1;
+    peer->ack_lsn[peer->nacks] = lsn;
     peer->acks[peer->nacks++] = (msg_ack_t){
         .ref = ref, .id = id, .code = code,
         .text = {copy, copy ? (uint32_t)strlen(copy) : 0},
@@ -243,6 +269,7 @@ void peer_clear_acks(peer_t *peer, uint32_t n)
     for (uint32_t i = 0; i < n; i++)
         free((char *)peer->acks[i].text.ptr);
     memmove(peer->acks, peer->acks + n, (peer->nacks - n) * sizeof *peer->acks);
+    memmove(peer->ack_lsn, peer->ack_lsn + n, (peer->nacks - n) * sizeof *peer->ack_lsn);
     peer->nacks -= n;
 }
 

@@ -25,9 +25,11 @@ typedef struct peer peer_t;
 typedef struct sess {
     uint8_t cid[QJ_CID_LEN];
     bool has_cid;               /* a client's; a worker's session has none */
+    const char *key;            /* CURVE: the key that first used the cid (zap.h) */
     peer_t *peer;               /* connection its results go to, or NULL */
     uint32_t refs;              /* see the top of this file */
     uint64_t *out;              /* ids of results to push, oldest first */
+    uint64_t *out_lsn;          /* for each, the journal position it waits for */
     uint32_t nout, capout;
     bool dirty;                 /* on the broker's flush list */
     struct sess *dirty_next;
@@ -39,10 +41,12 @@ struct peer {
     bool gone;                  /* forgotten; the broker's flush frees it */
     char name[QJ_MAX_NAME + 1]; /* NUL-terminated, for logs and STATS */
     sess_t *sess;               /* holds a reference */
+    const char *key;            /* CURVE: its key, from zap_admit; NULL without */
     uint64_t last_in_ms;        /* monotonic: last message from it */
     uint64_t last_out_ms;       /* monotonic: last message to it */
     uint32_t hb_ms;             /* heartbeat interval agreed in WELCOME */
     msg_ack_t *acks;            /* ACCEPTED items not yet sent */
+    uint64_t *ack_lsn;          /* for each, the journal position it waits for */
     uint32_t nacks, capacks;
     bool dirty;                 /* on the broker's flush list */
     peer_t *dirty_next;
@@ -103,9 +107,12 @@ void sess_ref(sess_t *sess);
 void peers_unref(peers_t *self, sess_t *sess);
 
 /* Append to the outgoing arrays.  Each returns 0, or -1 if out of memory
- * (nothing appended). */
-int sess_push_result(sess_t *sess, uint64_t id);
-int peer_push_ack(peer_t *peer, uint64_t ref, uint64_t id, uint16_t code, const char *text);
+ * (nothing appended).  A result or an ack goes out once the journal is
+ * durable up to lsn (journal.h): the caller passes the journal's end as
+ * the item was made, which covers the records it depends on. */
+int sess_push_result(sess_t *sess, uint64_t id, uint64_t lsn);
+int peer_push_ack(peer_t *peer, uint64_t ref, uint64_t id, uint16_t code, const char *text,
+                  uint64_t lsn);
 /* (peer_push_ack copies text, a refusal message, or takes NULL.) */
 int peer_push_job(peer_t *peer, job_t *job);
 int peer_push_cancel(peer_t *peer, uint64_t id);

@@ -8,11 +8,14 @@
 #include <string.h>
 
 #include "broker.h"
+#include "config.h"
 #include "log.h"
 
 #define QBROKER_VERSION "0.1.0"
 #define MAX_BINDS 64
 #define MAX_DEPTH_RULES 256
+#define DEFAULT_DATA_DIR "qjob-data"
+#define DEFAULT_COMPACT_MB 64
 
 static volatile sig_atomic_t s_stop;
 
@@ -32,8 +35,14 @@ static void s_usage(FILE *out)
         "  --bind EP             endpoint to listen on (repeatable; default tcp://127.0.0.1:5555;\n"
         "                        tcp://127.0.0.1:* picks a free port)\n"
         "  --endpoint-file PATH  after binding, write the bound endpoints there, one a line\n"
-        "  --insecure            allow binding addresses beyond loopback (peers are not\n"
-        "                        authenticated: anyone who reaches the port can submit jobs)\n"
+        "  --insecure            allow binding addresses beyond loopback without CURVE (peers\n"
+        "                        are not authenticated: anyone who reaches the port can submit jobs)\n"
+        "  --curve-secret FILE   turn CURVE on: the broker's secret key file (qclient keygen;\n"
+        "                        default $QJOB_CURVE_SECRET); peers are authenticated, traffic\n"
+        "                        encrypted, and any address may be bound\n"
+        "  --clients-allow PATH  public keys admitted as clients: a file of keys, or a directory\n"
+        "                        of NAME.pub files\n"
+        "  --workers-allow PATH  public keys admitted as workers (a key has one role)\n"
         "  --name NAME           broker name sent to peers in WELCOME\n"
         "  --heartbeat MS        heartbeat interval (1000)\n"
         "  --liveness N          missed heartbeats before a peer is dead (3)\n"
@@ -43,14 +52,29 @@ static void s_usage(FILE *out)
         "                        waiting (ready or delayed); repeatable; 0 = no bound (default)\n"
         "  --lost-attempts N     attempts a job gets when its workers die under it, before it\n"
         "                        is dead as lost (3; at least 1 + its retries)\n"
+        "  --max-memory MB       refuse submits (queue full) while the jobs and results held\n"
+        "                        take this much memory; 0 = no bound (default)\n"
+        "  --data-dir DIR        the journal's directory, created if missing\n"
+        "                        (./" DEFAULT_DATA_DIR "); one broker per DIR: jobs and results\n"
+        "                        in it survive a restart\n"
+        "  --fsync MODE          when a submit counts as recorded: always (fdatasync by the loop\n"
+        "                        before acknowledging, one per turn), batch (default: group\n"
+        "                        commit, fdatasync by a thread shared by the submits meanwhile),\n"
+        "                        off (written, not synced: survives a crash of the broker, not\n"
+        "                        of the machine)\n"
+        "  --journal-compact MB  compact the journal once its log passes MB (%d) and the\n"
+        "                        size of its last snapshot\n"
         "  --log-level LEVEL     error, warn, info (default) or debug\n"
         "  --log-format FORMAT   text (default) or json\n"
+        "  --config FILE         read options from FILE first, [qjob] and [qbroker]\n"
+        "                        sections (default $QJOB_CONFIG); the command line wins\n"
         "  --help                this text\n"
         "  --version             the version\n"
         "\n"
-        "SIGINT or SIGTERM: say goodbye to every peer and exit 0.\n"
+        "SIGINT or SIGTERM: stop reading, make the journal durable, say goodbye to every\n"
+        "peer and exit 0.\n"
         "Exit status: 0 after a clean shutdown, 1 if the broker could not start or failed,\n"
-        "2 for a usage error.\n");
+        "2 for a usage error.\n", DEFAULT_COMPACT_MB);
 }
 
 /* Parse an unsigned number in [min, max]; 0 or -1. */
@@ -82,12 +106,43 @@ static int s_depth_rule(const char *arg, broker_depth_t *rule)
     return 0;
 }
 
+/* CURVE from curve[] (secret, clients, workers), or the warning that
+ * goes with --insecure.  Returns 0, or -1 (logged: a usage error). */
+static int s_security(broker_config_t *cfg, const char *const curve[3])
+{
+    char err[512];
+    if (curve[0] && *curve[0]) {
+        if (!(cfg->zap = zap_new(curve[0], curve[1], curve[2], err, sizeof err))) {
+            log_error("%s", err);
+            return -1;
+        }
+        log_info("CURVE on: broker key %s; %zu client key(s), %zu worker key(s) allowed",
+                 zap_public(cfg->zap), zap_allowed(cfg->zap, MSG_ROLE_CLIENT),
+                 zap_allowed(cfg->zap, MSG_ROLE_WORKER));
+        return 0;
+    }
+    if (curve[1] || curve[2]) {
+        log_error("--clients-allow and --workers-allow need --curve-secret (the broker's "
+                  "secret key file; make one with qclient keygen)");
+        return -1;
+    }
+    if (cfg->insecure)
+        log_warn("*** --insecure and no CURVE: peers are NOT authenticated and traffic is NOT "
+                 "encrypted. Anyone who can reach a bound address can run jobs on your "
+                 "workers and read every job's arguments and results. Use --curve-secret "
+                 "with --clients-allow / --workers-allow instead. ***");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},
         {"endpoint-file", required_argument, NULL, 'e'},
         {"insecure", no_argument, NULL, 'I'},
+        {"curve-secret", required_argument, NULL, 'K'},
+        {"clients-allow", required_argument, NULL, 'c'},
+        {"workers-allow", required_argument, NULL, 'w'},
         {"name", required_argument, NULL, 'n'},
         {"heartbeat", required_argument, NULL, 'H'},
         {"liveness", required_argument, NULL, 'L'},
@@ -95,20 +150,29 @@ int main(int argc, char **argv)
         {"max-results", required_argument, NULL, 'r'},
         {"max-depth", required_argument, NULL, 'd'},
         {"lost-attempts", required_argument, NULL, 'a'},
+        {"max-memory", required_argument, NULL, 'm'},
+        {"data-dir", required_argument, NULL, 'D'},
+        {"fsync", required_argument, NULL, 'F'},
+        {"journal-compact", required_argument, NULL, 'C'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
+    cfg_apply_or_exit("qbroker", opts, &argc, &argv);
     static const char *binds[MAX_BINDS];
     static broker_depth_t depths[MAX_DEPTH_RULES];
     broker_config_t cfg = {
         .binds = binds, .result_ttl_s = 3600, .max_results = 100000,
         .heartbeat_ms = 1000, .liveness = 3, .lost_attempts = 3, .depths = depths,
+        .data_dir = DEFAULT_DATA_DIR, .fsync = JOURNAL_SYNC_BATCH,
+        .compact_bytes = (uint64_t)DEFAULT_COMPACT_MB << 20,
     };
     log_level_t level = LOG_INFO;
     bool json = false;
+    /* --curve-secret, --clients-allow, --workers-allow */
+    const char *curve[3] = {getenv("QJOB_CURVE_SECRET"), NULL, NULL};
     unsigned long long n;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -122,6 +186,9 @@ int main(int argc, char **argv)
             break;
         case 'e': cfg.endpoint_file = optarg; break;
         case 'I': cfg.insecure = true; break;
+        case 'K': curve[0] = optarg; break;
+        case 'c': curve[1] = optarg; break;
+        case 'w': curve[2] = optarg; break;
         case 'n':
             if (strlen(optarg) > QJ_MAX_NAME) bad = "--name takes at most 128 bytes";
             else cfg.name = optarg;
@@ -152,6 +219,25 @@ int main(int argc, char **argv)
             if (s_number(optarg, 1, 1000, &n)) bad = "--lost-attempts takes a count, 1..1000";
             else cfg.lost_attempts = (uint32_t)n;
             break;
+        case 'm':
+            if (s_number(optarg, 0, 1ull << 30, &n)) bad = "--max-memory takes megabytes";
+            else cfg.max_memory = n << 20;
+            break;
+        case 'D':
+            if (!*optarg) bad = "--data-dir takes a directory";
+            else cfg.data_dir = optarg;
+            break;
+        case 'F':
+            if (!strcmp(optarg, "always")) cfg.fsync = JOURNAL_SYNC_ALWAYS;
+            else if (!strcmp(optarg, "batch")) cfg.fsync = JOURNAL_SYNC_BATCH;
+            else if (!strcmp(optarg, "off")) cfg.fsync = JOURNAL_SYNC_OFF;
+            else bad = "--fsync is always, batch or off";
+            break;
+        case 'C':
+            if (s_number(optarg, 1, 1ull << 30, &n))
+                bad = "--journal-compact takes megabytes, 1 or more";
+            else cfg.compact_bytes = n << 20;
+            break;
         case 'l':
             if (log_parse_level(optarg, &level)) bad = "--log-level is error, warn, info or debug";
             break;
@@ -177,6 +263,8 @@ int main(int argc, char **argv)
     if (cfg.nbinds == 0)
         binds[cfg.nbinds++] = "tcp://127.0.0.1:5555";
     log_init("qbroker", level, json);
+    if (s_security(&cfg, curve) != 0)
+        return 2;
 
     struct sigaction sa = {.sa_handler = s_on_signal};
     sigemptyset(&sa.sa_mask);
@@ -188,14 +276,18 @@ int main(int argc, char **argv)
     broker_t *b = broker_new(&cfg, err, sizeof err);
     if (!b) {
         log_error("%s", err);
+        zap_destroy(&cfg.zap);
         return 1;
     }
-    log_info("qbroker %s ready (heartbeat %u ms x %u, results kept %llu s / %llu)",
-             QBROKER_VERSION, cfg.heartbeat_ms, cfg.liveness,
-             (unsigned long long)cfg.result_ttl_s, (unsigned long long)cfg.max_results);
+    static const char *const fsync_names[] = {"off", "batch", "always"};
+    log_info("qbroker %s ready (heartbeat %u ms x %u, results kept %llu s / %llu, journal in "
+             "%s, fsync %s)", QBROKER_VERSION, cfg.heartbeat_ms, cfg.liveness,
+             (unsigned long long)cfg.result_ttl_s, (unsigned long long)cfg.max_results,
+             cfg.data_dir, fsync_names[cfg.fsync]);
     int rc = broker_run(b, &s_stop, err, sizeof err);
     if (rc != 0)
         log_error("%s", err);
     broker_destroy(&b);
+    zap_destroy(&cfg.zap);
     return rc == 0 ? 0 : 1;
 }

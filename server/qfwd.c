@@ -19,8 +19,12 @@
  * the records and copies each into its reply, so it handles k jobs, not
  * one opaque frame; a payload whose records do not add up is dropped.
  *
- *   qfwd [--bind EP]... [--endpoint-file PATH] [--workers N]
- *   qfwd --echo EP          (one echo worker; --workers forks these)
+ *   qfwd [--bind EP]... [--endpoint-file PATH] [--workers N] [--curve-secret FILE]
+ *   qfwd --echo EP [--server-key Z85]   (one echo worker; --workers forks these)
+ *
+ * With --curve-secret the ROUTER is a CURVE server, as qbroker's is, so
+ * that the baseline shows what encryption costs the transport; there is
+ * no ZAP handler (any client key is admitted: it is a benchmark tool).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -37,6 +41,7 @@
 
 #include <zmq.h>
 
+#include "keys.h"
 #include "limits.h"
 #include "log.h"
 
@@ -49,6 +54,11 @@
 #define QFWD_READY "READY"
 
 static volatile sig_atomic_t s_stop;
+
+/* CURVE: the forwarder's keys (--curve-secret), or the server key an echo
+ * worker talks to (--server-key); empty = plain. */
+static keys_pair_t s_server;
+static char s_server_key[KEYS_Z85 + 1];
 
 static void s_on_signal(int sig)
 {
@@ -71,7 +81,10 @@ static void s_usage(FILE *out)
         "                        --workers have announced themselves\n"
         "  --workers N           start N echo workers (0..%d; default 0: they come from\n"
         "                        elsewhere, with qfwd --echo)\n"
+        "  --curve-secret FILE   be a CURVE server with this secret key file (qclient keygen);\n"
+        "                        clients need its public key, any client key is admitted\n"
         "  --echo EP             be one echo worker connected to the forwarder at EP\n"
+        "  --server-key Z85      (with --echo) the forwarder's CURVE public key\n"
         "  --log-level LEVEL     error, warn, info (default) or debug\n"
         "  --help, --version\n"
         "\n"
@@ -89,7 +102,10 @@ static void *s_socket(void *ctx, int type)
         zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm) ||
         zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger) ||
         (type == ZMQ_ROUTER &&
-         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one))) {
+         zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one)) ||
+        (type == ZMQ_ROUTER && s_server.secret_z85[0] &&
+         (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one) ||
+          zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, s_server.secret_z85, KEYS_Z85 + 1)))) {
         log_error("cannot create a ZeroMQ socket: %s", zmq_strerror(errno));
         if (s)
             zmq_close(s);
@@ -158,6 +174,16 @@ static int s_echo(const char *endpoint)
 {
     void *ctx = zmq_ctx_new();
     void *sock = ctx ? s_socket(ctx, ZMQ_DEALER) : NULL;
+    keys_client_t keys;
+    char err[256];
+    if (sock && s_server_key[0]) {
+        snprintf(keys.broker_z85, sizeof keys.broker_z85, "%s", s_server_key);
+        if (keys_generate(&keys.mine, err, sizeof err) != 0 ||
+            keys_client_apply(sock, &keys, err, sizeof err) != 0) {
+            log_error("echo worker: %s", err);
+            return 1;
+        }
+    }
     if (!sock || zmq_connect(sock, endpoint) != 0) {
         log_error("echo worker: cannot connect to %s: %s", endpoint, zmq_strerror(errno));
         return 1;
@@ -304,7 +330,11 @@ static pid_t s_spawn_echo(const char *endpoint, const char *level)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != parent)
             _exit(1);
-        execl(self, "qfwd", "--echo", endpoint, "--log-level", level, (char *)NULL);
+        if (s_server.public_z85[0])
+            execl(self, "qfwd", "--echo", endpoint, "--log-level", level, "--server-key",
+                  s_server.public_z85, (char *)NULL);
+        else
+            execl(self, "qfwd", "--echo", endpoint, "--log-level", level, (char *)NULL);
         _exit(127);
     }
     if (pid < 0)
@@ -396,6 +426,8 @@ int main(int argc, char **argv)
         {"endpoint-file", required_argument, NULL, 'e'},
         {"workers", required_argument, NULL, 'w'},
         {"echo", required_argument, NULL, 'E'},
+        {"curve-secret", required_argument, NULL, 'K'},
+        {"server-key", required_argument, NULL, 'S'},
         {"log-level", required_argument, NULL, 'l'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -419,6 +451,22 @@ int main(int argc, char **argv)
                 bad = "--workers takes a count, 0..64";
             break;
         case 'E': echo = optarg; break;
+        case 'K': {
+            char err[512];
+            if (keys_load_secret(optarg, &s_server, err, sizeof err) != 0) {
+                fprintf(stderr, "qfwd: %s\n", err);
+                return 2;
+            }
+            break;
+        }
+        case 'S': {
+            uint8_t bin[KEYS_BIN];
+            if (keys_decode(optarg, bin) != 0)
+                bad = "--server-key takes a public key, 40 characters of Z85";
+            else
+                snprintf(s_server_key, sizeof s_server_key, "%s", optarg);
+            break;
+        }
         case 'l':
             if (log_parse_level(optarg, &level)) bad = "--log-level is error, warn, info or debug";
             else level_name = optarg;

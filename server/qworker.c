@@ -18,6 +18,8 @@
 #include "builtin.h"
 #include "config.h"
 #include "coro.h"
+#include "exectask.h"
+#include "keys.h"
 #include "limits.h"
 #include "log.h"
 #include "qjob.h"
@@ -27,12 +29,17 @@
 
 #define EXIT_USAGE 2
 
+/* Adaptive prefetch (the default): a worker process holds up to this
+ * many jobs beyond its coroutines when its jobs are tiny (wjobs.h). */
+#define PREFETCH_AUTO_MAX 1024
+
 /* Everything the options say, shared with the children. */
 typedef struct config {
     const char *broker;
     const char *name;         /* --name, or NULL for host:pid */
     int procs;
     unsigned coros, prefetch;
+    unsigned prefetch_max;    /* > prefetch: adaptive (the default), see wjobs.h */
     char **queues;
     size_t nqueues;
     const char **plugins;
@@ -43,6 +50,10 @@ typedef struct config {
     log_level_t level;
     bool json;
     qj_registry *reg;
+    const char *curve_secret, *broker_key; /* key files; NULL = $QJOB_CURVE_SECRET etc. */
+    keys_client_t keys;                    /* loaded from them before any fork */
+    bool curve;
+    bool allow_exec;                       /* register the exec task */
 } config_t;
 
 static void s_usage(FILE *out)
@@ -55,7 +66,9 @@ static void s_usage(FILE *out)
 "  --broker EP              broker endpoint (default $QJOB_BROKER, else " QJ_DEFAULT_BROKER ")\n"
 "  --procs N                worker processes (default: number of cores)\n"
 "  --coros M                jobs running at once per process (default 1: a process pool)\n"
-"  --prefetch P             jobs held ready beyond those (default 0)\n"
+"  --prefetch P             jobs held ready beyond those, or auto (the default):\n"
+"                           as many as make about 2 ms of work, by the jobs'\n"
+"                           recent length (none for jobs over 2 ms, up to 1024)\n"
 "  --queues a,b             queues to serve (default: default)\n"
 "  --tasks PATH.so          load a task plugin (repeatable); it exports\n"
 "                           int qjob_plugin_init(qj_registry *)\n"
@@ -64,6 +77,12 @@ static void s_usage(FILE *out)
 "  --stack KB               coroutine stack size (default 64)\n"
 "  --name NAME              name shown by the broker (default host:pid), /index appended\n"
 "  --drain-timeout SEC      on SIGTERM, time running jobs get to finish (default 30)\n"
+"  --curve-secret FILE      talk CURVE with this secret key file (qclient keygen;\n"
+"                           default $QJOB_CURVE_SECRET); its public key must be in the\n"
+"                           broker's --workers-allow\n"
+"  --broker-key FILE        the broker's public key file (default $QJOB_BROKER_KEY)\n"
+"  --allow-exec             register the exec task, which runs any command line a\n"
+"                           client sends: only for brokers whose clients you trust\n"
 "  --log-level LEVEL        error, warn, info (default) or debug\n"
 "  --log-format FORMAT      text (default) or json\n"
 "  --config FILE            read options from FILE first, [qjob] and [qworker]\n"
@@ -73,7 +92,8 @@ static void s_usage(FILE *out)
 "SIGTERM or SIGINT drains: no new jobs, running ones finish, then exit 0; a\n"
 "second one leaves at once (the broker requeues what was running).\n"
 "Built-in tasks: noop, echo, sleep {\"ms\"}, pi {\"samples\"[, \"seed\"]},\n"
-"fail {\"message\"}, pi_split {\"samples\", \"parts\"}.\n"
+"fail {\"message\"}, pi_split {\"samples\", \"parts\"}; with --allow-exec, exec\n"
+"{\"argv\": [...], \"timeout_ms\", \"max_output\"}.\n"
 "Exit status: 0 after a drain, 2 on a usage or configuration error.\n");
 }
 
@@ -124,7 +144,8 @@ static void s_parse_queues(config_t *c, const char *v)
 static void s_parse(config_t *c, int argc, char **argv)
 {
     enum { O_BROKER = 256, O_PROCS, O_COROS, O_PREFETCH, O_QUEUES, O_TASKS, O_MAX_JOBS,
-           O_MAX_RSS, O_STACK, O_NAME, O_DRAIN, O_LEVEL, O_FORMAT, O_HELP, O_VERSION };
+           O_MAX_RSS, O_STACK, O_NAME, O_DRAIN, O_LEVEL, O_FORMAT, O_HELP, O_VERSION,
+           O_CURVE_SECRET, O_BROKER_KEY, O_ALLOW_EXEC };
     static const struct option opts[] = {
         {"broker", required_argument, NULL, O_BROKER},
         {"procs", required_argument, NULL, O_PROCS},
@@ -139,6 +160,9 @@ static void s_parse(config_t *c, int argc, char **argv)
         {"drain-timeout", required_argument, NULL, O_DRAIN},
         {"log-level", required_argument, NULL, O_LEVEL},
         {"log-format", required_argument, NULL, O_FORMAT},
+        {"curve-secret", required_argument, NULL, O_CURVE_SECRET},
+        {"broker-key", required_argument, NULL, O_BROKER_KEY},
+        {"allow-exec", no_argument, NULL, O_ALLOW_EXEC},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -146,6 +170,7 @@ static void s_parse(config_t *c, int argc, char **argv)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->procs = cores > 0 ? (int)cores : 1;
     c->coros = 1;
+    c->prefetch_max = PREFETCH_AUTO_MAX;
     c->stack_kb = CORO_STACK_DEFAULT / 1024;
     c->drain_s = 30;
     c->level = LOG_INFO;
@@ -160,7 +185,15 @@ static void s_parse(config_t *c, int argc, char **argv)
         case O_BROKER: c->broker = optarg; break;
         case O_PROCS: c->procs = (int)s_uint("procs", optarg, 1, 1024); break;
         case O_COROS: c->coros = (unsigned)s_uint("coros", optarg, 1, 100000); break;
-        case O_PREFETCH: c->prefetch = (unsigned)s_uint("prefetch", optarg, 0, 100000); break;
+        case O_PREFETCH:
+            if (strcmp(optarg, "auto") == 0) {
+                c->prefetch = 0;
+                c->prefetch_max = PREFETCH_AUTO_MAX;
+            } else {
+                c->prefetch = (unsigned)s_uint("prefetch", optarg, 0, 100000);
+                c->prefetch_max = 0;
+            }
+            break;
         case O_QUEUES: s_parse_queues(c, optarg); break;
         case O_TASKS: {
             const char **grown = realloc(c->plugins, (c->nplugins + 1) * sizeof *grown);
@@ -205,6 +238,9 @@ static void s_parse(config_t *c, int argc, char **argv)
             }
             c->json = strcmp(optarg, "json") == 0;
             break;
+        case O_CURVE_SECRET: c->curve_secret = optarg; break;
+        case O_BROKER_KEY: c->broker_key = optarg; break;
+        case O_ALLOW_EXEC: c->allow_exec = true; break;
         case O_HELP: s_usage(stdout); exit(0);
         case O_VERSION:
             printf("qworker %s (coroutines: %s)\n", QJOB_VERSION, coro_backend());
@@ -240,10 +276,11 @@ static int s_child(int index, void *arg)
     wproc_opts_t o = {
         .broker = c->broker, .name = name,
         .queues = (const char *const *)c->queues, .nqueues = c->nqueues,
-        .coros = c->coros, .prefetch = c->prefetch,
+        .coros = c->coros, .prefetch = c->prefetch, .prefetch_max = c->prefetch_max,
         .stack_size = (size_t)c->stack_kb * 1024,
         .max_jobs = c->max_jobs, .max_rss = c->max_rss_mb << 20,
         .drain_ms = (uint32_t)(c->drain_s * 1000), .reg = c->reg,
+        .curve = c->curve ? &c->keys : NULL,
     };
     char err[300];
     wproc_t *w = wproc_new(&o, err, sizeof err);
@@ -266,9 +303,20 @@ int main(int argc, char **argv)
                   c.broker);
         return EXIT_USAGE;
     }
+    char kerr[600];
+    int curve = keys_client_load(c.curve_secret, c.broker_key, &c.keys, kerr, sizeof kerr);
+    if (curve < 0) {
+        log_error("%s", kerr);
+        return EXIT_USAGE;
+    }
+    c.curve = curve > 0;
+    if (c.curve)
+        log_info("CURVE on: worker key %s, broker key %s", c.keys.mine.public_z85,
+                 c.keys.broker_z85);
     int status = 1;
     c.reg = qj_registry_new();
-    if (!c.reg || builtin_register(c.reg) != 0) {
+    if (!c.reg || builtin_register(c.reg) != 0 ||
+        (c.allow_exec && exectask_register(c.reg) != 0)) {
         log_error("cannot register the built-in tasks: %s",
                   c.reg ? qj_registry_error(c.reg) : "out of memory");
         goto done;
@@ -288,8 +336,13 @@ int main(int argc, char **argv)
         qj_registry_task(c.reg, i, &name, &help, &origin);
         log_debug("task %s (%s): %s", name, origin, help);
     }
-    log_info("qworker %s: %d processes x %u coroutines (+%u prefetch) for %s; tasks: %s",
-             QJOB_VERSION, c.procs, c.coros, c.prefetch, c.broker, names);
+    char pf[32];
+    if (c.prefetch_max > c.prefetch)
+        snprintf(pf, sizeof pf, "%u-%u adaptive", c.prefetch, c.prefetch_max);
+    else
+        snprintf(pf, sizeof pf, "%u", c.prefetch);
+    log_info("qworker %s: %d processes x %u coroutines (+%s prefetch) for %s; tasks: %s",
+             QJOB_VERSION, c.procs, c.coros, pf, c.broker, names);
 
     super_opts_t so = {c.procs, s_child, &c, (uint32_t)(c.drain_s * 1000) + 5000};
     super_t *s = super_new(&so);
@@ -306,5 +359,6 @@ done:
         free(c.queues[i]);
     free(c.queues);
     free(c.plugins);
+    explicit_bzero(&c.keys, sizeof c.keys);
     return status;
 }

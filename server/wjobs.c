@@ -19,6 +19,12 @@
  * leaving the rest for the maps around them. */
 #define RESULTS_BYTES (QJ_MAX_MSG / 2)
 
+/* Adaptive prefetch: how fast the estimate of a job's length follows the
+ * jobs (weight of the newest), and the least it may be (µs): the work a
+ * worker does per job besides the task itself. */
+#define JOB_US_WEIGHT 0.125
+#define JOB_US_FLOOR 2.0
+
 typedef enum { JOB_WAITING, JOB_RUNNING, JOB_DONE } job_state_t;
 
 typedef struct job job_t;
@@ -74,12 +80,33 @@ struct wjobs {
     size_t active;             /* running jobs not waiting for sub-jobs */
     size_t lent;               /* running jobs waiting for sub-jobs */
     size_t ntimed;             /* running jobs with a deadline */
-    long credit_due;           /* to grant in the next message; < 0: owed */
+    long given;                /* credit the broker holds for us, as far as we know */
+    unsigned prefetch;         /* in force now (adaptive: follows job_us) */
+    double job_us;             /* a job's time in its slot, moving average;
+                                  < 0 until one has finished */
+    uint64_t done_since;       /* mono µs when the oldest unsent result was ready */
+    qj_task_fn last_fn;        /* the last task looked up, and its name: jobs */
+    char last_task[QJ_MAX_TASK_NAME]; /* come in runs of one task */
+    uint32_t last_len;
+    wjobs_clock_fn clock;      /* the seam (wjobs_set_clock), or NULL */
+    void *clock_arg;
     bool draining;
     uint64_t finished;
     msg_result_t *rv;          /* scratch for RESULTS */
     size_t rv_cap;
 };
+
+/* ----------------------------------------------------------------- clocks */
+
+static uint64_t s_wall_us(const wjobs_t *s)
+{
+    return s->clock ? s->clock(s->clock_arg) : clock_wall_us();
+}
+
+static uint64_t s_mono_us(const wjobs_t *s)
+{
+    return s->clock ? s->clock(s->clock_arg) : clock_mono_us();
+}
 
 /* ------------------------------------------------------------------ lists */
 
@@ -164,7 +191,7 @@ static void s_job_free(job_t *j)
 /* Keep a finished job's memory for the next one, up to a bound. */
 static void s_recycle(wjobs_t *s, job_t *j)
 {
-    if (s->nspare >= 2 * ((size_t)s->o.coros + s->o.prefetch) + 16) {
+    if (s->nspare >= 2 * ((size_t)s->o.coros + s->prefetch) + 16) {
         s_job_free(j);
         return;
     }
@@ -179,11 +206,44 @@ static void s_finish(wjobs_t *s, job_t *j)
 {
     s_unlink(s_list(s, j), j);
     j->state = JOB_DONE;
-    j->t_finish = clock_wall_us();
+    j->t_finish = s_wall_us(s);
+    if (!s->done.head)
+        s->done_since = s_mono_us(s);
     s_push(&s->done, j);
-    if (!s->draining)
-        s->credit_due++;
     s->finished++;
+    double us = (double)(j->t_finish - j->t_start);
+    s->job_us = s->job_us < 0 ? us : s->job_us + JOB_US_WEIGHT * (us - s->job_us);
+}
+
+/* The credit to grant now: what keeps broker's credit + jobs held at
+ * coros + prefetch + jobs lent (wjobs.h); < 0 if we hold more (owed).
+ * With max_jobs, never more than the jobs still to take. */
+static long s_credit_due(const wjobs_t *s)
+{
+    if (s->draining)
+        return 0;
+    long held = (long)s->waiting.n + (long)s->running.n;
+    long due = (long)s->o.coros + (long)s->prefetch + (long)s->lent - s->given - held;
+    if (s->o.max_jobs) {
+        uint64_t taken = s->finished + (uint64_t)held + (uint64_t)s->given;
+        long left = taken >= s->o.max_jobs ? 0 : (long)(s->o.max_jobs - taken);
+        if (due > left)
+            due = left;
+    }
+    return due;
+}
+
+/* Adaptive prefetch: as many held jobs as make WJOBS_HOARD_US of work per
+ * slot by the jobs' recent length (none for jobs longer than that), within
+ * prefetch..prefetch_max; prefetch itself until a job has finished. */
+static void s_adapt(wjobs_t *s)
+{
+    if (s->o.prefetch_max <= s->o.prefetch || s->job_us < 0)
+        return;
+    double job_us = s->job_us > JOB_US_FLOOR ? s->job_us : JOB_US_FLOOR;
+    double want = (double)s->o.coros * WJOBS_HOARD_US / job_us;
+    s->prefetch = want >= s->o.prefetch_max ? s->o.prefetch_max
+                  : want <= s->o.prefetch ? s->o.prefetch : (unsigned)want;
 }
 
 /* A job that cannot run fails at once with a message. */
@@ -198,7 +258,7 @@ static void s_fail_now(wjobs_t *s, job_t *j, const char *fmt, ...)
     va_end(ap);
     j->fn = NULL;
     j->ret = qj_fail(j->ctx, "%s", msg);
-    j->t_start = clock_wall_us();
+    j->t_start = s_wall_us(s);
     log_info("job %" PRIu64 " (%s) failed: %s", j->id, j->task, msg);
     s_finish(s, j);
 }
@@ -283,7 +343,7 @@ static void s_start(wjobs_t *s)
         s_unlink(&s->waiting, j);
         j->state = JOB_RUNNING;
         s_push(&s->running, j);
-        j->t_start = clock_wall_us();
+        j->t_start = s_wall_us(s);
         if (s_run_job(s, j) != 0) {
             s_fail_now(s, j, "worker %s cannot start a coroutine (no memory for a "
                        "%zu-byte stack): retry, or lower --coros or --stack", s->o.name,
@@ -340,6 +400,8 @@ wjobs_t *wjobs_new(const wjobs_opts_t *o)
     if (!s)
         return NULL;
     s->o = *o;
+    s->prefetch = o->prefetch;
+    s->job_us = -1;   /* not known until a job has finished */
     if (!(s->sched = sched_new(o->stack_size))) {
         free(s);
         return NULL;
@@ -377,11 +439,28 @@ void wjobs_destroy(wjobs_t **self_p)
     *self_p = NULL;
 }
 
+/* The task named by a job: the registry's answer, remembered for the next
+ * job of the same task. */
+static qj_task_fn s_find_task(wjobs_t *s, msg_bytes_t name)
+{
+    if (s->last_fn && name.len == s->last_len && memcmp(s->last_task, name.ptr, name.len) == 0)
+        return s->last_fn;
+    qj_task_fn fn = qj_registry_find(s->o.reg, name.ptr, name.len);
+    if (fn && name.len <= sizeof s->last_task) {
+        memcpy(s->last_task, name.ptr, name.len);
+        s->last_len = name.len;
+        s->last_fn = fn;
+    }
+    return fn;
+}
+
 int wjobs_take(wjobs_t *s, const msg_job_t *mj)
 {
     job_t *j = s_job_new(s);
     if (!j)
         return -1;
+    if (s->given > 0)
+        s->given--;   /* the broker spent one credit on it */
     j->id = mj->id;
     j->attempt = mj->attempt;
     j->timeout_ms = mj->timeout_ms;
@@ -402,11 +481,14 @@ int wjobs_take(wjobs_t *s, const msg_job_t *mj)
         s_fail_now(s, j, "%s", err);
         return 0;
     }
-    j->fn = qj_registry_find(s->o.reg, mj->task.ptr, mj->task.len);
+    j->fn = s_find_task(s, mj->task);
     if (!j->fn) {
         char names[2048];
         qj_registry_names(s->o.reg, names, sizeof names);
-        s_fail_now(s, j, "unknown task '%s' (this worker has: %s)", j->task, names);
+        s_fail_now(s, j, "unknown task '%s' (this worker has: %s)%s", j->task, names,
+                   strcmp(j->task, "exec") == 0
+                       ? "; exec runs commands, so it is off unless qworker is started with "
+                         "--allow-exec" : "");
     }
     return 0;
 }
@@ -419,7 +501,7 @@ void wjobs_cancel(wjobs_t *s, uint64_t id)
             /* As if the task had noticed at once: the outcome is "cancelled". */
             j->ret = qj_cancelled(j->ctx) ? -1 : 0;
             j->fn = NULL;
-            j->t_start = clock_wall_us();
+            j->t_start = s_wall_us(s);
             log_info("job %" PRIu64 " (%s) cancelled before it started", id, j->task);
             s_finish(s, j);
             return;
@@ -437,10 +519,16 @@ void wjobs_run(wjobs_t *s)
 {
     /* A job that starts waiting for sub-jobs frees its slot for the next
      * one, hence the rounds; a task that keeps yielding is runnable at the
-     * end of every round, and must not keep the host from its socket. */
+     * end of every round, and must not keep the host from its socket.  A
+     * result that would wait WJOBS_HOLD_US or more if another job ran
+     * first (by the jobs' recent length) ends the turn, so that the host
+     * sends it, and the credit that brings the next jobs, now. */
     for (int round = 0; round < 64; round++) {
         s_start(s);
         if (sched_run(s->sched) == 0)
+            break;
+        if (s->done.head &&
+            (double)(s_mono_us(s) - s->done_since) + s->job_us >= WJOBS_HOLD_US)
             break;
         if (sched_timeout_ms(s->sched) == 0 && !(s->waiting.head && s->active < s->o.coros))
             break;
@@ -449,7 +537,8 @@ void wjobs_run(wjobs_t *s)
 
 long wjobs_timers(wjobs_t *s, uint64_t now)
 {
-    long next = sched_timeout_ms(s->sched);
+    /* A turn cut short (wjobs_run) leaves jobs that can start now. */
+    long next = s->waiting.head && s->active < s->o.coros ? 0 : sched_timeout_ms(s->sched);
     if (s->ntimed == 0)
         return next;
     for (job_t *j = s->running.head; j; j = j->next) {
@@ -525,21 +614,25 @@ void wjobs_flush(wjobs_t *s, wjobs_send_fn send, void *arg)
             log_error("out of memory sending %zu results", s->done.n);
             return;
         }
+        s_adapt(s);
+        long due = s_credit_due(s);
         msg_t m = {.cmd = MSG_RESULTS, .results = s->rv, .nresults = (uint32_t)n};
-        if (s->credit_due > 0)
-            m.credit = (uint32_t)s->credit_due;
+        if (due > 0)
+            m.credit = (uint32_t)due;
         if (send(arg, &m) == 0)
-            s->credit_due -= m.credit;
+            s->given += m.credit;
         for (size_t i = 0; i < n; i++) {
             job_t *j = s->done.head;
             s_unlink(&s->done, j);
             s_recycle(s, j);
         }
     }
-    if (s->credit_due > 0) {
-        msg_t m = {.cmd = MSG_CREDIT, .credit = (uint32_t)s->credit_due};
+    s_adapt(s);
+    long due = s_credit_due(s);
+    if (due > 0) {
+        msg_t m = {.cmd = MSG_CREDIT, .credit = (uint32_t)due};
         if (send(arg, &m) == 0)
-            s->credit_due = 0;
+            s->given += due;
     }
 }
 
@@ -553,15 +646,24 @@ uint32_t wjobs_hello_credit(wjobs_t *s)
     }
     if (n)
         log_info("gave back %zu jobs not started: the broker requeues them", n);
-    long credit = (long)s->o.coros + (long)s->o.prefetch + (long)s->lent - (long)s->running.n;
-    s->credit_due = credit < 0 ? credit : 0;
-    return credit > 0 && !s->draining ? (uint32_t)credit : 0;
+    /* A new connection: the broker holds no credit for us yet. */
+    s->given = 0;
+    long credit = s_credit_due(s);
+    if (credit <= 0)
+        return 0;
+    s->given = credit;
+    return (uint32_t)credit;
+}
+
+void wjobs_set_clock(wjobs_t *s, wjobs_clock_fn fn, void *arg)
+{
+    s->clock = fn;
+    s->clock_arg = arg;
 }
 
 void wjobs_set_draining(wjobs_t *s)
 {
     s->draining = true;
-    s->credit_due = 0;
 }
 
 uint64_t wjobs_current(wjobs_t *s)
@@ -583,9 +685,7 @@ void wjobs_block(wjobs_t *s)
         return;
     j->blocked = true;
     s->active--;
-    s->lent++;
-    if (!s->draining)
-        s->credit_due++;
+    s->lent++;   /* one more credit due (s_credit_due) */
 }
 
 void wjobs_unblock(wjobs_t *s)
@@ -595,10 +695,9 @@ void wjobs_unblock(wjobs_t *s)
         return;
     j->blocked = false;
     s->active++;
-    s->lent--;
-    if (!s->draining)
-        s->credit_due--;
+    s->lent--;   /* one credit less due */
 }
 
 size_t wjobs_held(const wjobs_t *s) { return s->waiting.n + s->running.n; }
 uint64_t wjobs_finished(const wjobs_t *s) { return s->finished; }
+unsigned wjobs_prefetch(const wjobs_t *s) { return s->prefetch; }

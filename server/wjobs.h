@@ -11,7 +11,24 @@
  * each finished job grants one more; a job that starts waiting for
  * sub-jobs grants one more (its slot is lent), and takes it back (one
  * less) when it stops waiting.  Invariant, once messages have arrived:
- * broker's credit + jobs held = coros + prefetch + jobs lent.
+ * broker's credit + jobs held = coros + prefetch + jobs lent; with
+ * max_jobs, less as the last jobs are taken (a process to be recycled
+ * after N jobs takes N, not N plus what it would have prefetched).
+ *
+ * Adaptive prefetch (prefetch_max > prefetch): the prefetch of that
+ * invariant follows the jobs' length, so that the jobs held beyond the
+ * slots last about WJOBS_HOARD_US: enough that a slot does not wait a
+ * round trip to the broker for its next job when that would matter, and
+ * no more, so that a worker does not sit on work another could start.
+ * Tiny jobs get up to prefetch_max; jobs longer than WJOBS_HOARD_US (for
+ * which a round trip is noise) get prefetch itself, and so does the first
+ * job, before any length is known.
+ *
+ * Results wait for the end of the loop's turn (wjobs_run) and leave
+ * together; but a turn that runs long sends them as it goes: no job starts
+ * in a turn if, by the jobs' recent length, a result already waiting
+ * would then have waited WJOBS_HOLD_US.  So the results of jobs of a few
+ * µs share messages, and the result of a job of a ms leaves at once.
  */
 #ifndef QJ_WJOBS_H
 #define QJ_WJOBS_H
@@ -25,13 +42,22 @@
 
 typedef struct wjobs wjobs_t;
 
+/* How long a result may wait for others to share its message (µs), and
+ * how much work (µs per slot) adaptive prefetch keeps held beyond the
+ * slots: a refill asked for when a result leaves must arrive before the
+ * held work runs out, so the hoard covers the hold plus a round trip. */
+#define WJOBS_HOLD_US 500
+#define WJOBS_HOARD_US 2000
+
 typedef struct wjobs_opts {
     unsigned coros;              /* jobs running at once, >= 1 */
-    unsigned prefetch;           /* jobs held beyond that */
+    unsigned prefetch;           /* jobs held beyond that (adaptive: at least) */
     size_t stack_size;           /* bytes of each coroutine stack (0 = default) */
     const char *name;            /* worker name put in results (borrowed) */
     const qj_registry *reg;      /* the tasks (borrowed) */
     qj_client *client;           /* embedded client for sub-jobs (borrowed), or NULL */
+    unsigned prefetch_max;       /* > prefetch: adapt prefetch up to this; else fixed */
+    uint64_t max_jobs;           /* take no more jobs than this in all; 0 = no limit */
 } wjobs_opts_t;
 
 /* How the set sends a message (PROGRESS, RESULTS, CREDIT).  Returns 0 or -1. */
@@ -54,12 +80,15 @@ int wjobs_take(wjobs_t *s, const msg_job_t *mj);
 void wjobs_cancel(wjobs_t *s, uint64_t id);
 
 /* Start waiting jobs while slots are free, and run the coroutines until
- * none is runnable (or only ones that keep yielding are left). */
+ * none is runnable (or only ones that keep yielding are left), or until a
+ * finished job's result would wait WJOBS_HOLD_US (wjobs.h, top): then
+ * the host should flush, poll without waiting, and call again. */
 void wjobs_run(wjobs_t *s);
 
 /* Stop the jobs past their timeout (they end with status timeout), and
- * return the ms until the scheduler or the next deadline needs
- * wjobs_run again, or -1 if nothing is due. */
+ * return the ms until the scheduler, a job waiting for a free slot or the
+ * next deadline needs wjobs_run again (0: at once), or -1 if nothing is
+ * due. */
 long wjobs_timers(wjobs_t *s, uint64_t now_ms);
 
 /* Send pending progress reports, then the results of finished jobs (as
@@ -71,6 +100,12 @@ void wjobs_flush(wjobs_t *s, wjobs_send_fn send, void *arg);
  * started (the broker requeues them) and return the credit HELLO should
  * grant, leaving room for the jobs still running. */
 uint32_t wjobs_hello_credit(wjobs_t *s);
+
+/* Replace the clocks that time the jobs (unix µs, put in results) and the
+ * wait of results (monotonic µs) with fn(arg) for both: a seam for tests,
+ * which make a job last what they like.  NULL restores the real ones. */
+typedef uint64_t (*wjobs_clock_fn)(void *arg);
+void wjobs_set_clock(wjobs_t *s, wjobs_clock_fn fn, void *arg);
 
 /* Draining: grant no more credit from now on. */
 void wjobs_set_draining(wjobs_t *s);
@@ -84,5 +119,6 @@ bool wjobs_stopping(wjobs_t *s);          /* the running job was told to stop */
 
 size_t wjobs_held(const wjobs_t *s);      /* waiting + running */
 uint64_t wjobs_finished(const wjobs_t *s);/* jobs finished since the start */
+unsigned wjobs_prefetch(const wjobs_t *s);/* the prefetch in force (adaptive: now) */
 
 #endif

@@ -124,6 +124,10 @@ static int s_connect(wproc_t *w, char *err, size_t errlen)
      * and a full queue would make results fail while the broker is away. */
     zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    if (w->o.curve && keys_client_apply(s, w->o.curve, err, errlen) != 0) {
+        zmq_close(s);
+        return -1;
+    }
     if (zmq_connect(s, w->o.broker) != 0) {
         snprintf(err, errlen, "cannot connect to '%s': %s (an endpoint looks like "
                  "tcp://127.0.0.1:5555 or ipc:///path/to/socket)", w->o.broker,
@@ -139,8 +143,9 @@ static int s_connect(wproc_t *w, char *err, size_t errlen)
 
 static void s_reconnect(wproc_t *w, uint64_t silent_ms)
 {
-    log_warn("no word from the broker at %s for %" PRIu64 " ms: reconnecting", w->o.broker,
-             silent_ms);
+    log_warn("no word from the broker at %s for %" PRIu64 " ms: reconnecting%s", w->o.broker,
+             silent_ms, w->o.curve ? " (with CURVE, check that the broker's --workers-allow "
+             "has this worker's public key, and --broker-key is the broker's)" : "");
     zmq_close(w->sock);
     w->sock = NULL;
     char err[300];
@@ -195,6 +200,14 @@ static void s_on_message(wproc_t *w, const msg_t *m)
             wjobs_cancel(w->jobs, m->ids[i]);
         break;
     case MSG_ERROR:
+        if (m->code == QJ_E_DENIED && m->about == MSG_HELLO) {
+            /* Our key may not work here: trying again will not help. */
+            log_error("the broker at %s refused this worker: %.*s", w->o.broker,
+                      (int)m->text.len, m->text.ptr ? m->text.ptr : "denied");
+            w->quit = true;
+            w->exit_status = WPROC_EXIT_CONFIG;
+            break;
+        }
         if (m->code == QJ_E_HELLO) {
             /* The broker forgot this connection (it restarted, or thought
              * us dead).  Errors for what was already in flight follow:
@@ -370,8 +383,12 @@ int wproc_run(wproc_t *w)
         s_sig_w = -1;
         return WPROC_EXIT_CONFIG;
     }
-    log_debug("worker %s: %u coroutines + %u prefetch, stacks of %zu KiB", w->o.name,
-              w->o.coros, w->o.prefetch, w->o.stack_size >> 10);
+    if (w->o.prefetch_max > w->o.prefetch)
+        log_debug("worker %s: %u coroutines + %u-%u prefetch (adaptive), stacks of %zu KiB",
+                  w->o.name, w->o.coros, w->o.prefetch, w->o.prefetch_max, w->o.stack_size >> 10);
+    else
+        log_debug("worker %s: %u coroutines + %u prefetch, stacks of %zu KiB", w->o.name,
+                  w->o.coros, w->o.prefetch, w->o.stack_size >> 10);
     while (!w->quit) {
         wjobs_run(w->jobs);
         wjobs_flush(w->jobs, s_send, w);
@@ -422,7 +439,8 @@ wproc_t *wproc_new(const wproc_opts_t *o, char *err, size_t errlen)
     qj_embed_ops ops = {s_send_frame, s_current_job, s_block, s_unblock, s_stopping, w};
     w->reader = msg_reader_new();
     w->client = qj_client_new_embedded(&ops);
-    wjobs_opts_t jo = {o->coros, o->prefetch, o->stack_size, o->name, o->reg, w->client};
+    wjobs_opts_t jo = {o->coros, o->prefetch, o->stack_size, o->name, o->reg, w->client,
+                       o->prefetch_max, o->max_jobs};
     w->jobs = w->client ? wjobs_new(&jo) : NULL;
     if (!w->reader || !w->client || !w->jobs) {
         snprintf(err, errlen, "out of memory");

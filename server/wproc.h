@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "keys.h"
 #include "registry.h"
 
 /* Exit statuses of a worker process, read by the supervisor. */
@@ -38,12 +39,14 @@ typedef struct wproc_opts {
     const char *const *queues;      /* queues served; none = "default" */
     size_t nqueues;
     unsigned coros;                 /* jobs running at once, >= 1 */
-    unsigned prefetch;              /* jobs held beyond that, ready to start */
+    unsigned prefetch;              /* jobs held beyond that, ready to start (adaptive: at least) */
     size_t stack_size;              /* bytes of each job's coroutine stack */
     uint64_t max_jobs;              /* recycle after this many jobs; 0 = never */
     uint64_t max_rss;               /* recycle above this many bytes; 0 = never */
     uint32_t drain_ms;              /* how long a drain may wait for jobs */
     const qj_registry *reg;         /* the tasks (borrowed, must outlive the wproc) */
+    const keys_client_t *curve;     /* CURVE keys (borrowed), or NULL for none */
+    unsigned prefetch_max;          /* > prefetch: adaptive prefetch up to this (wjobs.h) */
 } wproc_opts_t;
 
 typedef struct wproc wproc_t;

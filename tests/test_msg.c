@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "mpck.h"
 #include "msg.h"
 
 static msg_reader_t *R;
@@ -601,6 +602,63 @@ static void test_unknown_keys_ignored(void **state)
     assert_int_equal(out.outcomes[0].outcome, 1);
 }
 
+/* The decoder checks the bytes as it walks them (no separate pre-check
+ * for bodies under 1 MiB): what it skips or meets in passing is held to
+ * mpck's rules all the same, a fault in the bytes is reported with mpck's
+ * message, and it wins over a fault in the content met first. */
+static void test_walk_checks_what_mpck_checks(void **state)
+{
+    (void)state;
+    msg_t out;
+    char want[256];
+    static const struct {
+        const char *what;
+        uint8_t body[48];
+        size_t len;
+    } bad[] = {
+        /* CREDIT {"x": <value>, "credit": 1}, <value> skipped as unknown */
+        {"0xc1 in a skipped value", {0x82, 0xa1, 'x', 0x91, 0xc1, 0xa6, 'c', 'r', 'e', 'd', 'i', 't', 1}, 13},
+        {"timestamp of 2 bytes in a skipped value",
+         {0x82, 0xa1, 'x', 0xd5, 0xff, 0xff, 0xff, 0xa6, 'c', 'r', 'e', 'd', 'i', 't', 1}, 15},
+        {"bad timestamp of 8 bytes",
+         {0x82, 0xa1, 'x', 0xd7, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0xa6, 'c', 'r', 'e', 'd', 'i', 't', 1},
+         21},
+        {"skipped array claiming more than is left",
+         {0x82, 0xa1, 'x', 0xdc, 0x00, 0x10, 1, 0xa6, 'c', 'r', 'e', 'd', 'i', 't', 1}, 15},
+        {"skipped str running past the end", {0x82, 0xa1, 'x', 0xd9, 0x20, 'a'}, 6},
+        {"trailing byte", {0x81, 0xa6, 'c', 'r', 'e', 'd', 'i', 't', 1, 0xc0}, 10},
+        /* a content fault (credit a string) before a byte fault (0xc1) */
+        {"byte fault after a content fault",
+         {0x82, 0xa6, 'c', 'r', 'e', 'd', 'i', 't', 0xa1, 'x', 0xa1, 'y', 0xc1}, 13},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t f[64] = {'Q', 'J', MSG_VERSION, MSG_CREDIT};
+        memcpy(f + 4, bad[i].body, bad[i].len);
+        char why[200];
+        if (mpck_check(bad[i].body, bad[i].len, &mpck_default_limits, why, sizeof why) == 0)
+            fail_msg("%s: mpck accepts it", bad[i].what);
+        snprintf(want, sizeof want, "credit: body: %s", why);
+        if (dec(f, 4 + bad[i].len, &out) != QJ_E_BODY) fail_msg("%s: not refused", bad[i].what);
+        if (strcmp(E, want) != 0) fail_msg("%s: said '%s', not '%s'", bad[i].what, E, want);
+    }
+    /* Nesting: 32 levels in all are fine in a skipped value, 33 are not. */
+    for (int depth = 31; depth <= 32; depth++) {
+        uint8_t f[128] = {'Q', 'J', MSG_VERSION, MSG_CREDIT, 0x82, 0xa1, 'x'};
+        size_t n = 7;
+        for (int k = 0; k < depth; k++) f[n++] = 0x91;   /* the body map is level 1 */
+        f[n++] = 0x00;
+        memcpy(f + n, "\xa6" "credit" "\x01", 8);
+        n += 8;
+        assert_int_equal(dec(f, n, &out), depth == 31 ? QJ_E_OK : QJ_E_BODY);
+        if (depth == 32) assert_non_null(strstr(E, "nested deeper than 32 levels"));
+    }
+    /* A valid timestamp (and any other ext) in a skipped value is fine. */
+    const uint8_t ts[] = {'Q', 'J', MSG_VERSION, MSG_CREDIT, 0x82, 0xa1, 'x', 0xd6, 0xff, 0, 0, 0, 1,
+                          0xa6, 'c', 'r', 'e', 'd', 'i', 't', 7};
+    assert_int_equal(dec(ts, sizeof ts, &out), QJ_E_OK);
+    assert_int_equal(out.credit, 7);
+}
+
 static void test_nil_means_absent_for_optional_keys(void **state)
 {
     (void)state;
@@ -1017,6 +1075,7 @@ int main(void)
         cmocka_unit_test(test_tiny_body_asking_for_512_mib),
         cmocka_unit_test(test_non_minimal_encodings_accepted),
         cmocka_unit_test(test_unknown_keys_ignored),
+        cmocka_unit_test(test_walk_checks_what_mpck_checks),
         cmocka_unit_test(test_nil_means_absent_for_optional_keys),
         cmocka_unit_test(test_required_keys),
         cmocka_unit_test(test_wrong_types),

@@ -53,7 +53,8 @@ static void test_sessions(void **state)
     s->peer = p;
     p->sess = s;
     sess_ref(s); /* a job it submitted */
-    assert_int_equal(sess_push_result(s, 42), 0);
+    assert_int_equal(sess_push_result(s, 42, 7), 0);
+    assert_int_equal(s->out_lsn[0], 7);
     /* The connection goes: the session stays for its job, unbound. */
     peers_forget(ps, p);
     assert_null(s->peer);
@@ -94,7 +95,8 @@ static void test_outgoing(void **state)
     char text[] = "queue 'q' is full";
     for (int i = 0; i < 100; i++)
         assert_int_equal(peer_push_ack(p, (uint64_t)i, i % 2 ? 0 : (uint64_t)i + 1000,
-                                       i % 2 ? QJ_E_QUEUE_FULL : 0, i % 2 ? text : NULL), 0);
+                                       i % 2 ? QJ_E_QUEUE_FULL : 0, i % 2 ? text : NULL,
+                                       (uint64_t)i * 3), 0);
     text[0] = 'X'; /* the ack holds its own copy */
     assert_int_equal(p->nacks, 100);
     assert_memory_equal(p->acks[1].text.ptr, "queue", 5);
@@ -102,6 +104,8 @@ static void test_outgoing(void **state)
     peer_clear_acks(p, 10);
     assert_int_equal(p->nacks, 90);
     assert_int_equal(p->acks[0].ref, 10);
+    assert_int_equal(p->ack_lsn[0], 30); /* the positions move with their acks */
+    assert_int_equal(p->ack_lsn[89], 99 * 3);
     assert_int_equal(peer_push_cancel(p, 5), 0);
     assert_int_equal(p->ncancels, 1);
     peers_destroy(&ps); /* frees the 90 pending acks and their texts */

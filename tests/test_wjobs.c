@@ -130,17 +130,59 @@ static int t_current(qj_ctx *ctx)
     return qj_return_int(ctx, (int64_t)(wjobs_current(g_set) == qj_ctx_job_id(ctx)));
 }
 
+/* The set's clock (wjobs_set_clock): time moves only when a task says,
+ * so that what depends on the jobs' length does not depend on the
+ * machine's speed. */
+static uint64_t g_now_us = 1700000000000000ull;
+
+static uint64_t s_clock(void *arg)
+{
+    (void)arg;
+    return g_now_us;
+}
+
+/* Jobs that last 1 µs, 200 µs and 5 ms. */
+static int t_us1(qj_ctx *ctx)
+{
+    (void)ctx;
+    g_now_us += 1;
+    return 0;
+}
+
+static int t_us200(qj_ctx *ctx)
+{
+    (void)ctx;
+    g_now_us += 200;
+    return 0;
+}
+
+static int t_ms5(qj_ctx *ctx)
+{
+    (void)ctx;
+    g_now_us += 5000;
+    return 0;
+}
+
 static qj_registry *g_reg;
+
+/* A set with adaptive prefetch up to prefetch_max (0: fixed), taking at
+ * most max_jobs (0: no limit). */
+static void s_new_set_opts(unsigned coros, unsigned prefetch, unsigned prefetch_max,
+                           uint64_t max_jobs, seen_t *s)
+{
+    wjobs_opts_t o = {coros, prefetch, 0, "w:1/0", g_reg, NULL, prefetch_max, max_jobs};
+    g_set = wjobs_new(&o);
+    assert_non_null(g_set);
+    wjobs_set_clock(g_set, s_clock, NULL);
+    memset(s, 0, sizeof *s);
+    s->credit = wjobs_hello_credit(g_set);
+    g_nparked = 0;
+}
 
 static void s_new_set(unsigned coros, unsigned prefetch, seen_t *s)
 {
-    wjobs_opts_t o = {coros, prefetch, 0, "w:1/0", g_reg, NULL};
-    g_set = wjobs_new(&o);
-    assert_non_null(g_set);
-    memset(s, 0, sizeof *s);
-    s->credit = wjobs_hello_credit(g_set);
+    s_new_set_opts(coros, prefetch, 0, 0, s);
     assert_int_equal(s->credit, coros + prefetch);
-    g_nparked = 0;
 }
 
 static int s_setup(void **state)
@@ -149,7 +191,8 @@ static int s_setup(void **state)
     g_reg = qj_registry_new();
     if (!g_reg || builtin_register(g_reg) != 0 || qj_register(g_reg, "wait", t_wait, NULL) ||
         qj_register(g_reg, "sleepy", t_sleepy, NULL) || qj_register(g_reg, "prog", t_prog, NULL) ||
-        qj_register(g_reg, "current", t_current, NULL))
+        qj_register(g_reg, "current", t_current, NULL) || qj_register(g_reg, "us1", t_us1, NULL) ||
+        qj_register(g_reg, "us200", t_us200, NULL) || qj_register(g_reg, "ms5", t_ms5, NULL))
         return -1;
     return 0;
 }
@@ -193,7 +236,7 @@ static void test_unknown_task(void **state)
     assert_int_equal(s.nresults, 1);
     assert_int_equal(s.st[0], MSG_ST_ERROR);
     assert_string_equal(s.err[0], "unknown task 'nosuch' (this worker has: current, echo, fail, "
-                                  "noop, pi, pi_split, prog, sleep, sleepy, wait)");
+                                  "ms5, noop, pi, pi_split, prog, sleep, sleepy, us1, us200, wait)");
     s_check_invariant(&s, 1, 0);
     wjobs_destroy(&g_set);
 }
@@ -359,6 +402,87 @@ static void test_hello_and_drain(void **state)
     wjobs_destroy(&g_set);
 }
 
+/* Results of a turn share a message, unless the turn runs long: then they
+ * leave before a job that would make them wait WJOBS_HOLD_US starts. */
+static void test_long_turn_sends_results_as_it_goes(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set(1, 8, &s);
+    for (int i = 0; i < 6; i++)
+        s_dispatch(&s, "us200", 0);
+    /* Waited 0 + 200, 200 + 200 after the first two; a third would make
+     * the first wait 600 us. */
+    wjobs_run(g_set);
+    assert_int_equal(wjobs_timers(g_set, clock_mono_ms()), 0);   /* jobs can start now */
+    wjobs_flush(g_set, s_send, &s);
+    assert_int_equal(s.results_msgs, 1);
+    assert_int_equal(s.nresults, 3);
+    s_turn(&s);
+    s_turn(&s);
+    assert_int_equal(s.nresults, 6);
+    assert_true(s.results_msgs >= 2);
+    s_check_invariant(&s, 9, 0);
+    wjobs_destroy(&g_set);
+
+    /* Jobs of 5 ms: each result leaves before the next job starts. */
+    s_new_set(1, 1, &s);
+    s_dispatch(&s, "ms5", 0);
+    s_dispatch(&s, "ms5", 0);
+    s_turn(&s);
+    assert_int_equal(s.nresults, 1);
+    s_turn(&s);
+    assert_int_equal(s.nresults, 2);
+    assert_int_equal(s.results_msgs, 2);
+    wjobs_destroy(&g_set);
+}
+
+/* Adaptive prefetch: none until a job's length is known; tiny jobs take
+ * it to its most, long ones back to its least, the credit following. */
+static void test_adaptive_prefetch(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set_opts(1, 0, 64, 0, &s);
+    assert_int_equal(s.credit, 1);
+    assert_int_equal(wjobs_prefetch(g_set), 0);
+    s_dispatch(&s, "us1", 0);
+    s_turn(&s);
+    assert_int_equal(wjobs_prefetch(g_set), 64);
+    s_check_invariant(&s, 1 + 64, 0);
+    /* 64 tiny jobs at once: one turn, one message, the credit back. */
+    for (int i = 0; i < 64; i++)
+        s_dispatch(&s, "us1", 0);
+    s_turn(&s);
+    assert_int_equal(s.results_msgs, 2);
+    s_check_invariant(&s, 1 + 64, 0);
+    /* Jobs of 5 ms: more than WJOBS_HOARD_US, so no prefetch; the credit
+     * the broker holds drains as they come, none is granted meanwhile. */
+    for (int i = 0; i < 200 && (wjobs_prefetch(g_set) > 0 || s.credit > 1); i++) {
+        s_dispatch(&s, "ms5", 0);
+        s_turn(&s);
+    }
+    assert_int_equal(wjobs_prefetch(g_set), 0);
+    s_check_invariant(&s, 1, 0);
+    wjobs_destroy(&g_set);
+}
+
+/* A process to be recycled after N jobs takes N, whatever its prefetch. */
+static void test_max_jobs_caps_credit(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set_opts(2, 8, 0, 5, &s);
+    assert_int_equal(s.credit, 5);
+    for (int i = 0; i < 5; i++)
+        s_dispatch(&s, "us1", 0);
+    s_turn(&s);
+    assert_int_equal(s.nresults, 5);
+    assert_int_equal(s.credit, 0);
+    assert_int_equal(s.credit_msgs, 0);
+    wjobs_destroy(&g_set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +495,9 @@ int main(void)
         cmocka_unit_test(test_progress),
         cmocka_unit_test(test_current),
         cmocka_unit_test(test_hello_and_drain),
+        cmocka_unit_test(test_long_turn_sends_results_as_it_goes),
+        cmocka_unit_test(test_adaptive_prefetch),
+        cmocka_unit_test(test_max_jobs_caps_credit),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }

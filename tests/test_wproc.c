@@ -58,7 +58,8 @@ static void s_start(broker_t *b, unsigned coros, unsigned prefetch)
         qj_registry *reg = qj_registry_new();
         builtin_register(reg);
         const char *queues[] = {"a", "b"};
-        wproc_opts_t o = {b->endpoint, "t/0", queues, 2, coros, prefetch, 0, 0, 0, 10000, reg};
+        wproc_opts_t o = {b->endpoint, "t/0", queues, 2, coros, prefetch, 0, 0, 0, 10000, reg,
+                          NULL, 0};
         char err[256];
         wproc_t *w = wproc_new(&o, err, sizeof err);
         int status = w ? wproc_run(w) : 99;

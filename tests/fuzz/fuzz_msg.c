@@ -5,6 +5,9 @@
  * Besides "no crash, no sanitizer report", it checks properties:
  *  - whatever mpck accepts, msgpack-c unpacks in full (the pre-check is
  *    never more lenient than the decoder it guards);
+ *  - msg_decode, which checks the bytes as it walks them, never accepts a
+ *    body mpck refuses (the walk is the pre-check: it may not be more
+ *    lenient);
  *  - a frame msg_decode accepts re-encodes, and re-encoding is stable:
  *    encode(decode(encode(decode(x)))) == encode(decode(x)).
  *
@@ -73,6 +76,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (expect_valid && size > 0) s_die("seed does not decode", err); /* libFuzzer also runs "" */
         return 0;
     }
+    if (mpck_check(data + MSG_HEADER_LEN, size - MSG_HEADER_LEN, &mpck_default_limits, err,
+                   sizeof err) != 0)
+        s_die("msg_decode accepted a body mpck refuses", err);
     for (uint32_t i = 0; i < m.njobs; i++) s_check_value(r1, m.jobs[i].args);
     for (uint32_t i = 0; i < m.nresults; i++) s_check_value(r1, m.results[i].value);
 

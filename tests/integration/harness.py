@@ -90,7 +90,8 @@ class Proc:
         return self.p.returncode
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.logpath, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
@@ -106,6 +107,10 @@ class Cluster:
         self.endpoint = None
         self.env = dict(os.environ)
         self.env.pop("QJOB_BROKER", None)
+        self.env.pop("QJOB_CONFIG", None)
+        self.env.pop("QJOB_CURVE_SECRET", None)
+        self.env.pop("QJOB_BROKER_KEY", None)
+        self.curve = None
 
     def __enter__(self):
         return self
@@ -132,6 +137,19 @@ class Cluster:
         self.procs.append(p)
         return p
 
+    def enable_curve(self):
+        """Make CURVE keys (qclient keygen) for the broker, a client and a
+        worker in keys/: start_broker and start_worker then use them, and
+        qclient gets the client's through $QJOB_CURVE_SECRET/$QJOB_BROKER_KEY.
+        Returns the dict of base names (keys/NAME.key, keys/NAME.pub)."""
+        os.makedirs(self.path("keys"), mode=0o700)
+        self.curve = {n: self.path(os.path.join("keys", n)) for n in ("broker", "client", "worker")}
+        for base in self.curve.values():
+            subprocess.run([QCLIENT, "keygen", base], check=True, capture_output=True)
+        self.env["QJOB_CURVE_SECRET"] = self.curve["client"] + ".key"
+        self.env["QJOB_BROKER_KEY"] = self.curve["broker"] + ".pub"
+        return self.curve
+
     def start_broker(self, *args, wait=True):
         """Start qbroker; returns its Proc once it answers STATS."""
         epfile = self.path("endpoint")
@@ -139,6 +157,12 @@ class Cluster:
             os.unlink(epfile)
         bind = "tcp://127.0.0.1:*" if self.tcp else "ipc://" + self.path("broker.sock")
         argv = [QBROKER, "--bind", bind, "--endpoint-file", epfile, "--log-level", "debug"]
+        if "--data-dir" not in args:   # the journal: private, and kept across restarts
+            argv += ["--data-dir", self.path("data")]
+        if self.curve and "--curve-secret" not in args:
+            argv += ["--curve-secret", self.curve["broker"] + ".key",
+                     "--clients-allow", self.curve["client"] + ".pub",
+                     "--workers-allow", self.curve["worker"] + ".pub"]
         argv += list(args)
         self.broker = self.start("qbroker", argv)
         if wait:
@@ -153,6 +177,9 @@ class Cluster:
         """Start qworker; wait until the broker counts its slots."""
         before = self.total_slots()
         argv = [QWORKER, "--broker", self.endpoint, "--procs", str(procs), "--log-level", "debug"]
+        if self.curve and "--curve-secret" not in args:
+            argv += ["--curve-secret", self.curve["worker"] + ".key",
+                     "--broker-key", self.curve["broker"] + ".pub"]
         argv += list(args)
         w = self.start("qworker", argv)
         if wait:
@@ -177,7 +204,9 @@ class Cluster:
         if the broker does not answer."""
         if not self.endpoint:
             return None
-        return wire.stats_once(self.endpoint, timeout=2.0)
+        curve = (self.curve["client"] + ".key", self.curve["broker"] + ".pub") if self.curve \
+            else None
+        return wire.stats_once(self.endpoint, timeout=2.0, curve=curve)
 
     def total_slots(self):
         s = self.stats()

@@ -215,12 +215,31 @@ def touch(ids):
 
 # ---- sockets
 
-def connect(endpoint, ctx=None, linger=0):
-    """A DEALER connected to endpoint, with the limits every qjob socket sets."""
+def key_file(path):
+    """The Z85 keys of a key file (PROTOCOL.md §1.1) as {"public": bytes,
+    "secret": bytes or None}."""
+    keys = {"public": None, "secret": None}
+    with open(path) as f:
+        for line in f:
+            name, _, value = line.partition("=")
+            name = name.strip()
+            if name in ("public-key", "secret-key"):
+                keys[name[:6]] = value.strip().strip('"').encode()
+    return keys
+
+
+def connect(endpoint, ctx=None, linger=0, curve=None):
+    """A DEALER connected to endpoint, with the limits every qjob socket sets.
+    curve: (our secret key file, the broker's public key file) for CURVE."""
     ctx = ctx or zmq.Context.instance()
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, linger)
     s.setsockopt(zmq.MAXMSGSIZE, MAX_MSG)
+    if curve:
+        mine = key_file(curve[0])
+        s.curve_secretkey = mine["secret"]
+        s.curve_publickey = mine["public"]
+        s.curve_serverkey = key_file(curve[1])["public"]
     s.connect(endpoint)
     return s
 
@@ -293,10 +312,11 @@ def request(sock, cmd, timeout=5.0, backlog=None, **fields):
             backlog.append((rcmd, body))
 
 
-def stats_once(endpoint, timeout=2.0, ctx=None):
+def stats_once(endpoint, timeout=2.0, ctx=None, curve=None):
     """STATS_REP figures of the broker at endpoint, from a short-lived client
-    connection (HELLO + STATS); None if it does not answer in time."""
-    s = connect(endpoint, ctx)
+    connection (HELLO + STATS, over CURVE with curve's key files, as for
+    connect); None if it does not answer in time."""
+    s = connect(endpoint, ctx, curve=curve)
     try:
         hello(s, CLIENT, name="wire-stats", timeout=timeout)
         rep = request(s, STATS, timeout=timeout)

@@ -25,6 +25,7 @@ from collections import deque
 import zmq
 import zmq.asyncio
 
+from . import keys
 from . import protocol as P
 from .errors import BrokerUnreachable, ClientClosed, Denied, RequestError
 from .job import Job, JobStatus, Progress, Result, now_us
@@ -75,11 +76,16 @@ class Client:
       text (40 characters): the broker's public key turns CURVE on; the
       client's own pair defaults to a new one (a broker with a ZAP handler
       admits only keys it knows).
+    curve_secret_file, broker_key_file: the same from key files (qclient
+      keygen's NAME.key, mode 0600, and the broker's NAME.pub; PROTOCOL.md
+      §1.1); default $QJOB_CURVE_SECRET and $QJOB_BROKER_KEY when no key is
+      given as text.
     """
 
     def __init__(self, broker=None, *, name=None, heartbeat=None, connect_timeout=5.0,
                  request_timeout=10.0, max_inflight=10000, curve_server_key=None,
-                 curve_public_key=None, curve_secret_key=None, context=None):
+                 curve_public_key=None, curve_secret_key=None, curve_secret_file=None,
+                 broker_key_file=None, context=None):
         self.broker = broker or os.environ.get("QJOB_BROKER") or DEFAULT_BROKER
         self.name = name or "%s:%d" % (socket.gethostname(), os.getpid())
         if len(self.name.encode()) > P.MAX_NAME:
@@ -90,6 +96,18 @@ class Client:
             raise ValueError("max_inflight must be at least 1")
         self.max_inflight = max_inflight
         self._hb_wish = _ms(heartbeat, "heartbeat")
+        as_text = curve_server_key or curve_public_key or curve_secret_key
+        if not as_text:
+            curve_secret_file = curve_secret_file or os.environ.get(keys.ENV_SECRET)
+            broker_key_file = broker_key_file or os.environ.get(keys.ENV_BROKER)
+        if curve_secret_file or broker_key_file:
+            if as_text:
+                raise ValueError("give CURVE keys as files or as Z85 text, not both")
+            if not (curve_secret_file and broker_key_file):
+                raise ValueError("CURVE needs both curve_secret_file and broker_key_file "
+                                 "(or $QJOB_CURVE_SECRET and $QJOB_BROKER_KEY)")
+            curve_public_key, curve_secret_key = keys.load_secret(curve_secret_file)
+            curve_server_key = keys.load_public(broker_key_file)
         if curve_server_key is None and (curve_public_key or curve_secret_key):
             raise ValueError("CURVE needs the broker's public key (curve_server_key)")
         if curve_server_key is not None and bool(curve_public_key) != bool(curve_secret_key):

@@ -1,0 +1,465 @@
+/* test_journal.c -- the journal's files: a round trip of every record type
+ * at each --fsync level, lsn positions, a torn tail cut, a damaged record
+ * in the middle reported (file, offset, type) and skipped, compaction
+ * keeping exactly the live state it was given, a failed compaction
+ * keeping the log, the directory lock, files of a newer version, and
+ * leftovers of an interrupted start. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "journal.h"
+#include "log.h"
+
+#define MAX_SEEN 256
+
+/* ---- a private directory per test */
+
+static char s_dir[256];
+
+static int s_setup(void **state)
+{
+    (void)state;
+    snprintf(s_dir, sizeof s_dir, "/tmp/qjob-test-journal-XXXXXX");
+    return mkdtemp(s_dir) ? 0 : -1;
+}
+
+static int s_teardown(void **state)
+{
+    (void)state;
+    DIR *d = opendir(s_dir);
+    struct dirent *e;
+    char path[512];
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", s_dir, e->d_name);
+            unlink(path);
+        }
+    if (d)
+        closedir(d);
+    return rmdir(s_dir);
+}
+
+static char *s_path(const char *name)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", s_dir, name);
+    return path;
+}
+
+static bool s_exists(const char *name)
+{
+    struct stat st;
+    return stat(s_path(name), &st) == 0;
+}
+
+static off_t s_size(const char *name)
+{
+    struct stat st;
+    assert_int_equal(stat(s_path(name), &st), 0);
+    return st.st_size;
+}
+
+/* ---- what a replay hands over */
+
+typedef struct seen {
+    int n;
+    uint8_t type[MAX_SEEN];
+    uint64_t id[MAX_SEEN];
+    uint16_t attempt[MAX_SEEN];
+    char task[MAX_SEEN][16];
+} seen_t;
+
+static int s_collect(void *ctx, const jrec_t *r)
+{
+    seen_t *s = ctx;
+    assert_true(s->n < MAX_SEEN);
+    s->type[s->n] = r->type;
+    s->id[s->n] = r->id;
+    s->attempt[s->n] = r->attempt;
+    if (r->type == JREC_JOB)
+        snprintf(s->task[s->n], sizeof s->task[0], "%.*s", (int)r->task.len, r->task.ptr);
+    s->n++;
+    return 0;
+}
+
+static journal_t *s_open(journal_sync_t sync, seen_t *seen, journal_replay_t *rep)
+{
+    journal_config_t cfg = {.dir = s_dir, .sync = sync, .compact_bytes = 1 << 20};
+    char err[256];
+    journal_t *j = journal_open(&cfg, err, sizeof err);
+    assert_non_null(j);
+    memset(seen, 0, sizeof *seen);
+    assert_int_equal(journal_replay(j, s_collect, seen, rep, err, sizeof err), 0);
+    return j;
+}
+
+static jrec_t s_job(uint64_t id, const char *task)
+{
+    return (jrec_t){.type = JREC_JOB, .id = id, .queue = {"default", 7},
+                    .task = {task, (uint32_t)strlen(task)}, .args = {"\x93\x01\x02\x03", 4}};
+}
+
+/* One record of each type a log holds. */
+static void s_append_all(journal_t *j, uint64_t id)
+{
+    jrec_t recs[] = {
+        s_job(id, "first"),
+        {.type = JREC_DISPATCH, .id = id, .attempt = 1, .t_dispatched = 5},
+        {.type = JREC_REQUEUE, .id = id, .attempt = 1, .front = true},
+        {.type = JREC_DISPATCH, .id = id, .attempt = 2},
+        {.type = JREC_CANCEL, .id = id},
+        {.type = JREC_FINISH, .id = id, .st = MSG_ST_OK, .attempt = 2, .val = {"\xc3", 1}},
+        {.type = JREC_NEXT_ID, .id = id + 100},
+    };
+    for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++)
+        assert_int_equal(journal_append(j, &recs[i]), 0);
+}
+
+/* Wait (bounded) until the batch thread has made everything durable. */
+static void s_wait_durable(journal_t *j)
+{
+    char err[256];
+    for (int i = 0; i < 500 && journal_durable(j) < journal_appended(j); i++) {
+        struct pollfd p = {.fd = journal_fd(j), .events = POLLIN};
+        poll(&p, 1, 10);
+        assert_int_equal(journal_poll(j, err, sizeof err), 0);
+    }
+    assert_int_equal(journal_durable(j), journal_appended(j));
+}
+
+/* Run f with stderr going to a file; the text is returned (caller frees). */
+static char *s_capture_stderr(void (*f)(void *), void *arg)
+{
+    char *path = s_path("stderr.txt");
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600), saved = dup(2);
+    assert_true(fd >= 0 && saved >= 0);
+    dup2(fd, 2);
+    f(arg);
+    dup2(saved, 2);
+    close(saved);
+    off_t n = lseek(fd, 0, SEEK_END);
+    char *text = calloc(1, (size_t)n + 1);
+    assert_int_equal(pread(fd, text, (size_t)n, 0), n);
+    close(fd);
+    unlink(path);
+    return text;
+}
+
+/* ---- tests */
+
+static void test_round_trip_every_level(void **state)
+{
+    (void)state;
+    journal_sync_t levels[] = {JOURNAL_SYNC_OFF, JOURNAL_SYNC_BATCH, JOURNAL_SYNC_ALWAYS};
+    seen_t seen;
+    journal_replay_t rep;
+    char err[256];
+    for (int k = 0; k < 3; k++) {
+        journal_t *j = s_open(levels[k], &seen, &rep);
+        assert_int_equal(seen.n, 7 * k);            /* what the earlier rounds wrote */
+        assert_int_equal(rep.records, 7 * k);
+        assert_int_equal(rep.damaged, 0);
+        assert_int_equal(journal_fd(j) >= 0, levels[k] == JOURNAL_SYNC_BATCH);
+        uint64_t before = journal_appended(j);
+        s_append_all(j, 10 + (uint64_t)k);
+        assert_true(journal_appended(j) > before);
+        assert_true(journal_durable(j) < journal_appended(j)); /* buffered only */
+        assert_true(journal_pending(j) > 0);
+        assert_int_equal(journal_commit(j, err, sizeof err), 0);
+        assert_int_equal(journal_pending(j), 0);
+        if (levels[k] == JOURNAL_SYNC_BATCH)
+            s_wait_durable(j);
+        assert_int_equal(journal_durable(j), journal_appended(j));
+        journal_destroy(&j);
+        assert_null(j);
+        journal_destroy(&j);
+    }
+    journal_t *j = s_open(JOURNAL_SYNC_OFF, &seen, &rep);
+    assert_int_equal(seen.n, 21);
+    uint8_t types[] = {JREC_JOB, JREC_DISPATCH, JREC_REQUEUE, JREC_DISPATCH, JREC_CANCEL,
+                       JREC_FINISH, JREC_NEXT_ID};
+    for (int i = 0; i < 21; i++) {
+        assert_int_equal(seen.type[i], types[i % 7]);
+        assert_int_equal(seen.id[i], 10 + i / 7 + (i % 7 == 6 ? 100 : 0));
+    }
+    assert_string_equal(seen.task[7], "first");
+    assert_int_equal(seen.attempt[3], 2);
+    assert_int_equal(rep.files, 3); /* a new segment at each start */
+    journal_destroy(&j);
+}
+
+static void test_torn_tail_cut(void **state)
+{
+    (void)state;
+    seen_t seen;
+    journal_replay_t rep;
+    char err[256];
+    journal_t *j = s_open(JOURNAL_SYNC_ALWAYS, &seen, &rep);
+    s_append_all(j, 1);
+    assert_int_equal(journal_flush(j, err, sizeof err), 0);
+    journal_destroy(&j);
+    /* The broker stopped in the middle of writing its last record. */
+    off_t full = s_size("journal.000001");
+    assert_int_equal(truncate(s_path("journal.000001"), full - 3), 0);
+    j = s_open(JOURNAL_SYNC_ALWAYS, &seen, &rep);
+    assert_int_equal(seen.n, 6);                 /* all but the torn one */
+    assert_int_equal(seen.type[5], JREC_FINISH);
+    assert_true(rep.cut > 0);
+    assert_int_equal(rep.damaged, 0);
+    assert_int_equal(s_size("journal.000001"), full - 3 - (off_t)rep.cut); /* cut */
+    journal_destroy(&j);
+    /* Once cut, nothing more to report. */
+    j = s_open(JOURNAL_SYNC_ALWAYS, &seen, &rep);
+    assert_int_equal(seen.n, 6);
+    assert_int_equal(rep.cut, 0);
+    assert_int_equal(rep.damaged, 0);
+    journal_destroy(&j);
+}
+
+typedef struct replay_run {
+    seen_t seen;
+    journal_replay_t rep;
+} replay_run_t;
+
+static void s_replay_quietly(void *arg)
+{
+    replay_run_t *r = arg;
+    journal_t *j = s_open(JOURNAL_SYNC_OFF, &r->seen, &r->rep);
+    journal_destroy(&j);
+}
+
+static void test_corrupt_middle_record_reported_and_skipped(void **state)
+{
+    (void)state;
+    seen_t seen;
+    journal_replay_t rep;
+    char err[256];
+    journal_t *j = s_open(JOURNAL_SYNC_OFF, &seen, &rep);
+    for (uint64_t id = 1; id <= 5; id++) {
+        jrec_t r = s_job(id, "t");
+        assert_int_equal(journal_append(j, &r), 0);
+    }
+    assert_int_equal(journal_flush(j, err, sizeof err), 0);
+    journal_destroy(&j);
+    /* Flip one byte inside the third record's payload. */
+    jrec_t first = s_job(1, "t");
+    size_t rec = jrec_size(&first);
+    size_t at = JOURNAL_HEADER_LEN + 2 * rec;
+    int fd = open(s_path("journal.000001"), O_RDWR);
+    uint8_t byte;
+    assert_int_equal(pread(fd, &byte, 1, (off_t)(at + JREC_HEADER_LEN + 9)), 1);
+    byte ^= 0x10;
+    assert_int_equal(pwrite(fd, &byte, 1, (off_t)(at + JREC_HEADER_LEN + 9)), 1);
+    close(fd);
+
+    replay_run_t run;
+    char *text = s_capture_stderr(s_replay_quietly, &run);
+    assert_int_equal(run.seen.n, 4);              /* the four others */
+    uint64_t want[] = {1, 2, 4, 5};
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(run.seen.id[i], want[i]);
+    assert_int_equal(run.rep.damaged, 1);
+    assert_int_equal(run.rep.cut, 0);
+    char where[128];
+    snprintf(where, sizeof where, "journal.000001 offset %zu: damaged job record", at);
+    if (!strstr(text, where))
+        fail_msg("the report does not say '%s':\n%s", where, text);
+    assert_non_null(strstr(text, "checksum mismatch"));
+    free(text);
+}
+
+/* A live state as the broker's snapshot would write it. */
+static int s_snapshot(void *ctx, journal_t *j)
+{
+    (void)ctx;
+    jrec_t recs[] = {
+        {.type = JREC_NEXT_ID, .id = 500},
+        s_job(42, "live"),
+        s_job(43, "kept"),
+        {.type = JREC_FINISH, .id = 43, .st = MSG_ST_OK, .attempt = 1},
+    };
+    for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++)
+        if (journal_append(j, &recs[i]) != 0)
+            return -1;
+    return 0;
+}
+
+static int s_snapshot_fails(void *ctx, journal_t *j)
+{
+    (void)ctx;
+    (void)j;
+    return -1;
+}
+
+static void s_wait_compaction(journal_t *j)
+{
+    char err[256];
+    for (int i = 0; i < 1000 && journal_compacting(j); i++) {
+        usleep(10000);
+        assert_int_equal(journal_maintain(j, NULL, NULL, err, sizeof err), 0);
+    }
+    assert_false(journal_compacting(j));
+}
+
+static void test_compaction_keeps_exactly_the_live_state(void **state)
+{
+    (void)state;
+    seen_t seen;
+    journal_replay_t rep;
+    char err[256];
+    journal_t *j = s_open(JOURNAL_SYNC_BATCH, &seen, &rep);
+    for (uint64_t id = 1; id <= 200; id++) {
+        jrec_t r = s_job(id, "old");
+        assert_int_equal(journal_append(j, &r), 0);
+    }
+    assert_int_equal(journal_commit(j, err, sizeof err), 0);
+    uint64_t before = journal_disk_bytes(j);
+    assert_int_equal(journal_compact(j, s_snapshot, NULL, err, sizeof err), 0);
+    assert_true(journal_compacting(j));
+    /* Records made while the child writes go to the next segment. */
+    jrec_t later = s_job(600, "later");
+    jrec_t done = {.type = JREC_FINISH, .id = 42, .st = MSG_ST_OK, .attempt = 1};
+    assert_int_equal(journal_append(j, &later), 0);
+    assert_int_equal(journal_append(j, &done), 0);
+    assert_int_equal(journal_commit(j, err, sizeof err), 0);
+    s_wait_durable(j);
+    s_wait_compaction(j);
+    assert_true(s_exists("snapshot.000001"));
+    assert_false(s_exists("snapshot.000001.tmp"));
+    assert_false(s_exists("journal.000001"));     /* covered: deleted */
+    assert_true(s_exists("journal.000002"));
+    assert_true(journal_disk_bytes(j) < before);
+    journal_destroy(&j);
+
+    j = s_open(JOURNAL_SYNC_OFF, &seen, &rep);
+    uint8_t types[] = {JREC_NEXT_ID, JREC_JOB, JREC_JOB, JREC_FINISH, JREC_JOB, JREC_FINISH};
+    uint64_t ids[] = {500, 42, 43, 43, 600, 42};
+    assert_int_equal(seen.n, 6);                  /* no END, nothing of the old log */
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(seen.type[i], types[i]);
+        assert_int_equal(seen.id[i], ids[i]);
+    }
+    assert_string_equal(seen.task[1], "live");
+    assert_int_equal(rep.damaged, 0);
+    journal_destroy(&j);
+}
+
+static void test_failed_compaction_keeps_the_log(void **state)
+{
+    (void)state;
+    seen_t seen;
+    journal_replay_t rep;
+    char err[256];
+    journal_t *j = s_open(JOURNAL_SYNC_OFF, &seen, &rep);
+    for (uint64_t id = 1; id <= 3; id++) {
+        jrec_t r = s_job(id, "t");
+        assert_int_equal(journal_append(j, &r), 0);
+    }
+    assert_int_equal(journal_compact(j, s_snapshot_fails, NULL, err, sizeof err), 0);
+    s_wait_compaction(j);
+    assert_false(s_exists("snapshot.000001"));
+    assert_false(s_exists("snapshot.000001.tmp"));
+    journal_destroy(&j);
+    j = s_open(JOURNAL_SYNC_OFF, &seen, &rep);
+    assert_int_equal(seen.n, 3);
+    journal_destroy(&j);
+}
+
+static void test_the_directory_is_locked(void **state)
+{
+    (void)state;
+    seen_t seen;
+    journal_replay_t rep;
+    journal_t *j = s_open(JOURNAL_SYNC_OFF, &seen, &rep);
+    journal_config_t cfg = {.dir = s_dir, .sync = JOURNAL_SYNC_OFF};
+    char err[512];
+    assert_null(journal_open(&cfg, err, sizeof err));
+    assert_non_null(strstr(err, "in use by another qbroker"));
+    journal_destroy(&j);
+    j = journal_open(&cfg, err, sizeof err); /* free again */
+    assert_non_null(j);
+    journal_destroy(&j);
+    /* A directory that cannot be made. */
+    cfg.dir = "/proc/qjob-no/such";
+    assert_null(journal_open(&cfg, err, sizeof err));
+    assert_non_null(strstr(err, "--data-dir"));
+}
+
+static void s_write_file(const char *name, const void *data, size_t len)
+{
+    int fd = open(s_path(name), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t)len);
+    close(fd);
+}
+
+static void test_newer_version_refused(void **state)
+{
+    (void)state;
+    uint8_t h[JOURNAL_HEADER_LEN] = {'Q', 'J', 'J', 'L', JOURNAL_VERSION + 1, 0, 1, 0, 5};
+    uint32_t crc = jrec_crc(0, h, 20);
+    memcpy(h + 20, &crc, 4); /* little-endian machines: the test runs on x86_64/aarch64 */
+    s_write_file("journal.000005", h, sizeof h);
+    journal_config_t cfg = {.dir = s_dir, .sync = JOURNAL_SYNC_OFF};
+    char err[512];
+    journal_t *j = journal_open(&cfg, err, sizeof err);
+    assert_non_null(j);
+    seen_t seen = {0};
+    assert_int_equal(journal_replay(j, s_collect, &seen, NULL, err, sizeof err), -1);
+    assert_non_null(strstr(err, "newer qbroker"));
+    journal_destroy(&j);
+}
+
+static void test_leftovers_of_an_interrupted_start(void **state)
+{
+    (void)state;
+    seen_t seen;
+    journal_replay_t rep;
+    char err[256];
+    journal_t *j = s_open(JOURNAL_SYNC_OFF, &seen, &rep);
+    jrec_t r = s_job(1, "t");
+    assert_int_equal(journal_append(j, &r), 0);
+    assert_int_equal(journal_flush(j, err, sizeof err), 0);
+    journal_destroy(&j);
+    s_write_file("journal.000007", "", 0);               /* created, never written */
+    s_write_file("snapshot.000003.tmp", "half", 4);      /* a compaction cut short */
+    s_write_file("journal.000004", "QJJL and then garbage, no checksum", 34); /* damaged */
+    j = s_open(JOURNAL_SYNC_OFF, &seen, &rep);
+    assert_int_equal(seen.n, 1);
+    assert_int_equal(rep.damaged, 1);
+    assert_false(s_exists("journal.000007"));
+    assert_false(s_exists("snapshot.000003.tmp"));
+    assert_true(s_exists("journal.000008"));             /* after every number seen */
+    journal_destroy(&j);
+}
+
+int main(void)
+{
+    log_init("test_journal", LOG_WARN, false);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip_every_level, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_cut, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_corrupt_middle_record_reported_and_skipped,
+                                        s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_compaction_keeps_exactly_the_live_state, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_failed_compaction_keeps_the_log, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_the_directory_is_locked, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_newer_version_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_leftovers_of_an_interrupted_start, s_setup,
+                                        s_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
