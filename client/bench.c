@@ -394,15 +394,18 @@ static int s_curve_qjob(bench_t *b, char **bargv, char **wargv, char *err, size_
 
 static int s_spawn_qjob(bench_t *b, char *err, size_t errlen)
 {
-    char prog[BENCH_PATH], epfile[BENCH_DIR + 32];
+    char prog[BENCH_PATH], epfile[BENCH_DIR + 32], datadir[BENCH_DIR + 32];
     if (s_tempdir(b, err, errlen) < 0)
         return CLI_FAILED;
     snprintf(epfile, sizeof epfile, "%s/broker.endpoint", b->dir);
+    /* A private journal: never the caller's ./qjob-data, whose leftover
+     * jobs would be replayed into the measurement. */
+    snprintf(datadir, sizeof datadir, "%s/data", b->dir);
     bench_proc_find("qbroker", prog, sizeof prog);
     char *bargv[] = {prog, "--bind", "tcp://127.0.0.1:*", "--endpoint-file", epfile,
-                     "--log-level", "warn", NULL, NULL, NULL, NULL};
+                     "--data-dir", datadir, "--log-level", "warn", NULL, NULL, NULL, NULL};
     char *wcurve[2] = {NULL, NULL};
-    if (b->curve && s_curve_qjob(b, bargv + 7, wcurve, err, errlen) < 0)
+    if (b->curve && s_curve_qjob(b, bargv + 9, wcurve, err, errlen) < 0)
         return CLI_FAILED;
     b->qbroker = s_start(b, "qbroker", bargv, err, errlen);
     if (!b->qbroker || bench_proc_endpoint(b->qbroker, epfile, BENCH_START_MS, b->broker_ep,

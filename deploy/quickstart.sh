@@ -18,7 +18,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-$B --bind 'tcp://127.0.0.1:*' --endpoint-file "$RUN/endpoint" \
+$B --bind 'tcp://127.0.0.1:*' --endpoint-file "$RUN/endpoint" --data-dir "$RUN/data" \
    --log-level warn 2>"$RUN/broker.log" &
 BROKER_PID=$!
 i=0; while [ ! -s "$RUN/endpoint" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
