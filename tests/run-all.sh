@@ -1,11 +1,13 @@
 #!/bin/sh
 # Runs every qjob test: the whole suite in a normal build and again under
 # AddressSanitizer + UndefinedBehaviorSanitizer, and the unit tests under
-# valgrind.  Ends with one line "N passed, N failed" (all runs added up).
+# valgrind, and fuzzes the decoders for a bounded time.  Ends with one
+# line "N passed, N failed" (all runs added up).
 # Exit status 0 only if every test passed.
 #
 #   tests/run-all.sh            all of it
 #   QJOB_QUICK=1 tests/run-all.sh   normal build only (for a fast check)
+#   QJOB_FUZZ_SECONDS=N             fuzz each decoder N s (default 30)
 set -u
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$(pwd)
@@ -42,6 +44,15 @@ if [ -z "${QJOB_QUICK:-}" ]; then
         run_suite asan build-asan -Db_sanitize=address,undefined -Db_lundef=false || rc=1
     TEST_ARGS="--suite unit --num-processes 2 --timeout-multiplier 10 --wrapper $ROOT/tests/valgrind-wrap.sh"
     run_suite valgrind build || rc=1
+
+    # The decoders (protocol frames, journal records) under libFuzzer with
+    # ASan+UBSan, a bounded time each.
+    echo "== fuzz: ${QJOB_FUZZ_SECONDS:-30} s per target"
+    if tests/fuzz/run-fuzz.sh "${QJOB_FUZZ_SECONDS:-30}"; then
+        echo "1 0 0 fuzz" >>"$ROOT/.test-summary"
+    else
+        echo "0 1 0 fuzz" >>"$ROOT/.test-summary"; rc=1
+    fi
 fi
 
 echo "== summary"
