@@ -1,7 +1,7 @@
 /* batcher.c -- jobs per SUBMIT from live figures (batcher.h). */
 #include "batcher.h"
 
-#include "limits.h"
+#include "qjlimits.h"
 
 /* Weight of the newest sample in the moving averages: a few messages or
  * results are enough to follow a change of workload. */

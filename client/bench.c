@@ -4,6 +4,7 @@
  */
 #include "bench.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -20,7 +21,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "keys.h"
-#include "limits.h"
+#include "qjlimits.h"
 
 #define BENCH_START_MS 10000     /* a started program must be ready by then */
 #define BENCH_STOP_MS 5000       /* and must exit this long after SIGTERM */
@@ -503,6 +504,24 @@ static int s_setup(bench_t *b, char *err, size_t errlen)
 }
 
 /* Stop what was started; remove the temp dir unless its logs are needed. */
+/* Remove the spawned broker's private journal directory (its files:
+ * LOCK, journal.*, snapshot.*), which nothing else uses. */
+static void s_remove_data(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    char path[BENCH_DIR + 64 + 256];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    rmdir(dir);
+}
+
 static void s_teardown(bench_t *b, bool keep_logs)
 {
     bench_proc_stop(&b->qworker, BENCH_STOP_MS);
@@ -524,6 +543,8 @@ static void s_teardown(bench_t *b, bool keep_logs)
         snprintf(path, sizeof path, "%s/%s", b->dir, files[i]);
         unlink(path);
     }
+    snprintf(path, sizeof path, "%s/data", b->dir);
+    s_remove_data(path);
     rmdir(b->dir);
 }
 

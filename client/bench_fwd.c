@@ -11,7 +11,7 @@
 
 #include "clock.h"
 #include "keys.h"
-#include "limits.h"
+#include "qjlimits.h"
 
 #define FWD_TICK_MS 20        /* poll bound, so the time limit is checked */
 #define FWD_HWM 100000        /* as qfwd and qbroker */

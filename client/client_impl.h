@@ -16,7 +16,7 @@
 #include "keys.h"
 #include "msg.h"
 #include "qjob.h"
-#include "sched.h"
+#include "scheduler.h"
 
 #define CLIENT_MAX_INFLIGHT 10000   /* qj_options.max_inflight default */
 #define CLIENT_HB_DEFAULT 1000      /* ms, until WELCOME says otherwise */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "limits.h"
+#include "qjlimits.h"
 
 typedef struct reg_task {
     char *name;

@@ -45,6 +45,14 @@ static json_t *s_uint(uint64_t v)
     return json_integer((json_int_t)v);
 }
 
+static json_t *s_uints(const uint64_t *v, uint32_t n)
+{
+    json_t *a = json_array();
+    for (uint32_t i = 0; i < n; i++)
+        json_array_append_new(a, s_uint(v[i]));
+    return a;
+}
+
 /* The keys are those of PROTOCOL.md §5.3. */
 static json_t *s_stats(const msg_stats_t *s)
 {
@@ -83,6 +91,9 @@ static json_t *s_stats(const msg_stats_t *s)
         json_object_set_new(x, "dead", s_uint(q->dead));
         json_object_set_new(x, "comm_us", s_uint(q->comm_us));
         json_object_set_new(x, "compute_us", s_uint(q->compute_us));
+        json_object_set_new(x, "dispatched", s_uint(q->dispatched));
+        json_object_set_new(x, "wait_us", s_uint(q->wait_us));
+        json_object_set_new(x, "wait", s_uints(q->wait, q->nwait));
         json_array_append_new(qs, x);
     }
     json_object_set_new(o, "queues", qs);
@@ -98,6 +109,14 @@ static json_t *s_stats(const msg_stats_t *s)
         json_array_append_new(ws, x);
     }
     json_object_set_new(o, "wlist", ws);
+    json_object_set_new(o, "slots", s_uint(s->slots));
+    json_object_set_new(o, "busy", s_uint(s->busy));
+    json_object_set_new(o, "dispatched", s_uint(s->dispatched));
+    json_object_set_new(o, "jbytes", s_uint(s->journal_bytes));
+    json_object_set_new(o, "jdisk", s_uint(s->journal_disk));
+    json_object_set_new(o, "fsyncs", s_uint(s->fsyncs));
+    json_object_set_new(o, "fsync_us", s_uint(s->fsync_us));
+    json_object_set_new(o, "wait_le", s_uints(s->wait_le, s->nwait_le));
     return o;
 }
 

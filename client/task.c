@@ -17,11 +17,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "limits.h"
+#include "qjlimits.h"
 #include "mpck.h"
 #include "mpjson.h"
 #include "msg.h"
-#include "sched.h"
+#include "scheduler.h"
 
 /* A string handed out by qj_arg_str; freed when the ctx moves on. */
 typedef struct ctx_str {
@@ -401,7 +401,7 @@ int qj_yield(qj_ctx *ctx)
     if (s_stopping(ctx))
         return -1;
     if (sched_current())
-        sched_yield();
+        sched_pass();
     return s_stopping(ctx) ? -1 : 0;
 }
 

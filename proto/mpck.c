@@ -18,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "limits.h"
+#include "qjlimits.h"
 #include "mpraw.h"
 
 /* Deepest nesting the checker can track; callers' max_depth must not

@@ -20,7 +20,7 @@ typedef struct mpck_limits {
     uint32_t max_values;  /* values (scalars and containers) in total */
 } mpck_limits_t;
 
-/* The limits used for frames and for args/result values (limits.h). */
+/* The limits used for frames and for args/result values (qjlimits.h). */
 extern const mpck_limits_t mpck_default_limits;
 
 /* Check that buf[0..len) is exactly one well-formed msgpack value within

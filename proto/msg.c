@@ -152,6 +152,10 @@ void msg_reader_destroy(msg_reader_t **self_p)
 
 /* ---- decoding --------------------------------------------------------- */
 
+/* For the few small functions of the per-value path, which the compiler
+ * would otherwise leave out of line. */
+#define HOT static inline __attribute__((always_inline))
+
 typedef struct dec {
     msgpack_zone *zone;   /* item arrays go here */
     const uint8_t *end;   /* of the body */
@@ -159,6 +163,9 @@ typedef struct dec {
     bool broken;          /* the bytes are not well-formed msgpack (mpraw) */
     msgerr_t at;          /* where the walk is, for messages */
 } dec_t;
+
+/* A fault, said at the place of decoder d (msgerr.h). */
+#define s_fail(d, ...) msgerr_fail(&(d)->at, __VA_ARGS__)
 
 /* A value of the body, read by s_read: o is its head; *pp points past it
  * (scalars) or at its first item (arrays, maps).  Every s_ function below
@@ -174,7 +181,7 @@ static msg_err_t s_broken(dec_t *d)
 }
 
 /* Read the next value's head into *o.  false if the bytes are broken. */
-static inline __attribute__((always_inline)) bool s_read(dec_t *d, cursor_t pp, msgpack_object *o)
+HOT bool s_read(dec_t *d, cursor_t pp, msgpack_object *o)
 {
     const uint8_t *p = mpraw_head(*pp, d->end, o);
     if (!p) return false;
@@ -201,13 +208,14 @@ static msg_err_t s_uint_fail(dec_t *d, const field_t *f, long item, const msgpac
                              uint64_t max)
 {
     char got[48];
-    return msgerr_fail(&d->at, QJ_E_BODY, f, item, "must be an unsigned integer of at most %" PRIu64 " (got %s)",
-                  max, msgerr_got(o, got, sizeof got));
+    return s_fail(d, QJ_E_BODY, f, item,
+                       "must be an unsigned integer of at most %" PRIu64 " (got %s)", max,
+                       msgerr_got(o, got, sizeof got));
 }
 
 /* An unsigned integer of at most max, or a body error. */
-static inline __attribute__((always_inline)) msg_err_t s_uint(dec_t *d, const field_t *f, long item, const msgpack_object *o,
-                               uint64_t max, uint64_t *out)
+HOT msg_err_t s_uint(dec_t *d, const field_t *f, long item, const msgpack_object *o, uint64_t max,
+                     uint64_t *out)
 {
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > max)
         return s_uint_fail(d, f, item, o, max);
@@ -216,8 +224,8 @@ static inline __attribute__((always_inline)) msg_err_t s_uint(dec_t *d, const fi
 }
 
 /* The next value of the body as an unsigned integer of at most max. */
-static inline __attribute__((always_inline)) msg_err_t s_next_uint(dec_t *d, const field_t *f, long item, cursor_t pp,
-                                    uint64_t max, uint64_t *out)
+HOT msg_err_t s_next_uint(dec_t *d, const field_t *f, long item, cursor_t pp, uint64_t max,
+                          uint64_t *out)
 {
     msgpack_object o;
     if (!s_read(d, pp, &o)) return s_broken(d);
@@ -233,15 +241,15 @@ static msg_err_t s_bytes_fail(dec_t *d, const field_t *f, long item, const msgpa
     char got[48], range[48];
     msgerr_range(range, sizeof range, lo, hi, "bytes");
     if (o->type != want)
-        return msgerr_fail(&d->at, QJ_E_BODY, f, item, "must be a %s %s (got %s)", bin ? "bin" : "string", range,
+        return s_fail(d, QJ_E_BODY, f, item, "must be a %s %s (got %s)", bin ? "bin" : "string", range,
                       msgerr_got(o, got, sizeof got));
-    return msgerr_fail(&d->at, exact ? QJ_E_BODY : QJ_E_LIMIT, f, item, "must be a %s %s (got %" PRIu32 " bytes)",
+    return s_fail(d, exact ? QJ_E_BODY : QJ_E_LIMIT, f, item, "must be a %s %s (got %" PRIu32 " bytes)",
                   bin ? "bin" : "string", range, o->via.str.size);
 }
 
 /* A str or bin of lo..hi bytes; wrong type is body, wrong size limit. */
-static inline __attribute__((always_inline)) msg_err_t s_bytes(dec_t *d, const field_t *f, long item, const msgpack_object *o, bool bin,
-                                uint32_t lo, uint32_t hi, bool exact, msg_bytes_t *out)
+HOT msg_err_t s_bytes(dec_t *d, const field_t *f, long item, const msgpack_object *o, bool bin,
+                      uint32_t lo, uint32_t hi, bool exact, msg_bytes_t *out)
 {
     msgpack_object_type want = bin ? MSGPACK_OBJECT_BIN : MSGPACK_OBJECT_STR;
     uint32_t len = o->via.str.size; /* str and bin share the layout */
@@ -261,9 +269,9 @@ static msg_err_t s_array(dec_t *d, const field_t *f, const msgpack_object *o, co
     if (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size >= lo && o->via.array.size <= hi)
         return QJ_E_OK;
     if (o->type != MSGPACK_OBJECT_ARRAY)
-        return msgerr_fail(&d->at, QJ_E_BODY, f, -1, "must be an array %s (got %s)", of, msgerr_got(o, got, sizeof got));
+        return s_fail(d, QJ_E_BODY, f, -1, "must be an array %s (got %s)", of, msgerr_got(o, got, sizeof got));
     msgerr_range(range, sizeof range, lo, hi, "items");
-    return msgerr_fail(&d->at, QJ_E_LIMIT, f, -1, "must be an array %s (got %" PRIu32 " items)", range,
+    return s_fail(d, QJ_E_LIMIT, f, -1, "must be an array %s (got %" PRIu32 " items)", range,
                   o->via.array.size);
 }
 
@@ -273,7 +281,7 @@ static msg_err_t s_tuple(dec_t *d, const field_t *f, long item, const msgpack_ob
 {
     char got[48];
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < n)
-        return msgerr_fail(&d->at, QJ_E_BODY, f, item, "must be %s (got %s)", form, msgerr_got(o, got, sizeof got));
+        return s_fail(d, QJ_E_BODY, f, item, "must be %s (got %s)", form, msgerr_got(o, got, sizeof got));
     return QJ_E_OK;
 }
 
@@ -287,7 +295,7 @@ static void *s_alloc(dec_t *d, size_t n, size_t size)
 
 static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const shape_t *sh, void *base);
 
-static msg_err_t s_nomem(dec_t *d) { return msgerr_fail(&d->at, QJ_E_INTERNAL, NULL, -1, "out of memory"); }
+static msg_err_t s_nomem(dec_t *d) { return s_fail(d, QJ_E_INTERNAL, NULL, -1, "out of memory"); }
 
 /* A tuple's items past the n this version reads: skipped (the tuple is
  * open inside open containers). */
@@ -364,7 +372,7 @@ static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cur
             if ((rc = s_tuple_rest(d, pp, &t, 4, d->open + 2))) return rc;
             acks[i].code = (uint16_t)code;
             if (acks[i].id == 0 && code == 0)
-                return msgerr_fail(&d->at, QJ_E_BODY, f, i, "has neither an id nor an error code");
+                return s_fail(d, QJ_E_BODY, f, i, "has neither an id nor an error code");
         }
         break;
     }
@@ -422,7 +430,7 @@ static msg_err_t s_badby(dec_t *d, const field_t *f, const msgpack_object *o, cu
 {
     char got[48];
     if (o->type != MSGPACK_OBJECT_MAP)
-        return msgerr_fail(&d->at, QJ_E_BODY, f, -1, "must be a map of error name to count (got %s)",
+        return s_fail(d, QJ_E_BODY, f, -1, "must be a map of error name to count (got %s)",
                       msgerr_got(o, got, sizeof got));
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         msgpack_object k;
@@ -430,7 +438,7 @@ static msg_err_t s_badby(dec_t *d, const field_t *f, const msgpack_object *o, cu
         msg_err_t rc;
         if (!s_read(d, pp, &k)) return s_broken(d);
         if (k.type != MSGPACK_OBJECT_STR)
-            return msgerr_fail(&d->at, QJ_E_BODY, f, i, "key must be a string (got %s)", msgerr_got(&k, got, sizeof got));
+            return s_fail(d, QJ_E_BODY, f, i, "key must be a string (got %s)", msgerr_got(&k, got, sizeof got));
         if ((rc = s_next_uint(d, f, i, pp, UINT64_MAX, &count))) return rc;
         for (size_t c = 1; c < sizeof s_err_names / sizeof s_err_names[0] && c < 16; c++)
             if (strlen(s_err_names[c]) == k.via.str.size &&
@@ -460,13 +468,13 @@ static msg_err_t s_field(dec_t *d, const field_t *f, const msgpack_object *o, cu
             return *(int32_t *)(base + f->off) = (int32_t)o->via.u64, QJ_E_OK;
         if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && o->via.i64 >= -128)
             return *(int32_t *)(base + f->off) = (int32_t)o->via.i64, QJ_E_OK;
-        return msgerr_fail(&d->at,
+        return s_fail(d,
                       o->type == MSGPACK_OBJECT_POSITIVE_INTEGER || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
                           ? QJ_E_LIMIT : QJ_E_BODY,
                       f, -1, "must be an integer from -128 to 127 (got %s)", msgerr_got(o, got, sizeof got));
     case MS_BOOL:
         if (o->type != MSGPACK_OBJECT_BOOLEAN)
-            return msgerr_fail(&d->at, QJ_E_BODY, f, -1, "must be a bool (got %s)", msgerr_got(o, got, sizeof got));
+            return s_fail(d, QJ_E_BODY, f, -1, "must be a bool (got %s)", msgerr_got(o, got, sizeof got));
         *(bool *)(base + f->off) = o->via.boolean;
         return QJ_E_OK;
     case MS_STR:
@@ -520,12 +528,12 @@ static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const sha
     uint32_t seen = 0, hint = 0;
     msg_err_t rc;
     if (o->type != MSGPACK_OBJECT_MAP)
-        return msgerr_fail(&d->at, QJ_E_BODY, NULL, -1, "must be a map (got %s)", msgerr_got(o, got, sizeof got));
+        return s_fail(d, QJ_E_BODY, NULL, -1, "must be a map (got %s)", msgerr_got(o, got, sizeof got));
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         msgpack_object k, v;
         if (!s_read(d, pp, &k)) return s_broken(d);
         if (k.type != MSGPACK_OBJECT_STR)
-            return msgerr_fail(&d->at, QJ_E_BODY, NULL, -1, "map key %" PRIu32 " must be a string (got %s)", i,
+            return s_fail(d, QJ_E_BODY, NULL, -1, "map key %" PRIu32 " must be a string (got %s)", i,
                           msgerr_got(&k, got, sizeof got));
         int j = s_find(sh, k.via.str.ptr, k.via.str.size, &hint);
         if (j < 0) {   /* a key this version does not know */
@@ -534,14 +542,14 @@ static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const sha
         }
         if (!s_read(d, pp, &v)) return s_broken(d);
         const field_t *f = &sh->fields[j];
-        if (seen & (1u << j)) return msgerr_fail(&d->at, QJ_E_BODY, f, -1, "appears twice");
+        if (seen & (1u << j)) return s_fail(d, QJ_E_BODY, f, -1, "appears twice");
         seen |= 1u << j;
         if (v.type == MSGPACK_OBJECT_NIL && !(f->flags & MS_REQ)) continue;
         if ((rc = s_field(d, f, &v, pp, base))) return rc;
     }
     for (uint32_t j = 0; j < sh->nfields; j++)
         if ((sh->fields[j].flags & MS_REQ) && !(seen & (1u << j)))
-            return msgerr_fail(&d->at, QJ_E_BODY, &sh->fields[j], -1, "is required");
+            return s_fail(d, QJ_E_BODY, &sh->fields[j], -1, "is required");
     return QJ_E_OK;
 }
 
@@ -554,13 +562,13 @@ msg_err_t msg_decode(msg_reader_t *reader, const void *frame, size_t len, msg_t 
     if (err && errlen) err[0] = '\0';
     dec_t d = {.at = {.where = "frame", .err = err, .errlen = errlen}};
     if (len < MSG_HEADER_LEN || h[0] != MSG_MAGIC0 || h[1] != MSG_MAGIC1)
-        return msgerr_fail(&d.at, QJ_E_FRAME, NULL, -1, "not a qjob frame (%zu bytes, needs 'QJ' and a 4-byte header)",
+        return s_fail(&d, QJ_E_FRAME, NULL, -1, "not a qjob frame (%zu bytes, needs 'QJ' and a 4-byte header)",
                       len);
     if (h[2] != MSG_VERSION)
-        return msgerr_fail(&d.at, QJ_E_VERSION, NULL, -1, "protocol version %u not supported (this is version %d)",
+        return s_fail(&d, QJ_E_VERSION, NULL, -1, "protocol version %u not supported (this is version %d)",
                       h[2], MSG_VERSION);
     const shape_t *sh = msgschema_body(h[3]);
-    if (!sh) return msgerr_fail(&d.at, QJ_E_COMMAND, NULL, -1, "unknown command 0x%02x", h[3]);
+    if (!sh) return s_fail(&d, QJ_E_COMMAND, NULL, -1, "unknown command 0x%02x", h[3]);
     out->cmd = h[3];
     d.at.where = sh->name;
 
@@ -572,7 +580,7 @@ msg_err_t msg_decode(msg_reader_t *reader, const void *frame, size_t len, msg_t 
      * hold more (each takes a byte), a bigger one is counted by mpck first. */
     bool prechecked = blen > mpck_default_limits.max_values;
     if (prechecked && mpck_check(body, blen, &mpck_default_limits, why, sizeof why) != 0)
-        return msgerr_fail(&d.at, QJ_E_BODY, NULL, -1, "body: %s", why);
+        return s_fail(&d, QJ_E_BODY, NULL, -1, "body: %s", why);
 
     if (!s_zone_recycle(&reader->zone, &reader->zbase, ZONE_FRAME_CHUNK)) return s_nomem(&d);
     d.zone = reader->zone;
@@ -584,7 +592,7 @@ msg_err_t msg_decode(msg_reader_t *reader, const void *frame, size_t len, msg_t 
     if (!s_read(&d, &p, &root))
         rc = s_broken(&d);
     else if (root.type != MSGPACK_OBJECT_MAP)
-        rc = msgerr_fail(&d.at, QJ_E_BODY, NULL, -1, "body must be a map (got %s)", msgerr_got(&root, why, sizeof why));
+        rc = s_fail(&d, QJ_E_BODY, NULL, -1, "body must be a map (got %s)", msgerr_got(&root, why, sizeof why));
     else
         rc = s_map(&d, &root, &p, sh, out);
     if (rc == QJ_E_OK && p != d.end) rc = s_broken(&d);   /* bytes after the body */
@@ -593,9 +601,9 @@ msg_err_t msg_decode(msg_reader_t *reader, const void *frame, size_t len, msg_t 
         /* A fault in the bytes wins over one in the content, wherever the
          * walk met them: mpck names it as if it had run first. */
         if (!prechecked && mpck_check(body, blen, &mpck_default_limits, why, sizeof why) != 0)
-            rc = msgerr_fail(&d.at, QJ_E_BODY, NULL, -1, "body: %s", why);
+            rc = s_fail(&d, QJ_E_BODY, NULL, -1, "body: %s", why);
         else if (d.broken)
-            rc = msgerr_fail(&d.at, QJ_E_BODY, NULL, -1, "body: not well-formed msgpack");
+            rc = s_fail(&d, QJ_E_BODY, NULL, -1, "body: not well-formed msgpack");
         uint8_t cmd = out->cmd;
         memset(out, 0, sizeof *out);
         out->cmd = cmd;

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "limits.h"
+#include "qjlimits.h"
 
 #define MSG_MAGIC0 'Q'
 #define MSG_MAGIC1 'J'
@@ -66,7 +66,7 @@ typedef enum msg_err {
     QJ_E_COMMAND = 3,      /* unknown command */
     QJ_E_BODY = 4,         /* body is not valid msgpack of the right shape */
     QJ_E_TOO_BIG = 5,      /* frame over QJ_MAX_MSG */
-    QJ_E_LIMIT = 6,        /* a field over its limit (limits.h) */
+    QJ_E_LIMIT = 6,        /* a field over its limit (qjlimits.h) */
     QJ_E_HELLO = 7,        /* HELLO must come first (or came twice) */
     QJ_E_ROLE = 8,         /* command not allowed for this peer's role */
     QJ_E_DENIED = 9,       /* authentication or authorisation refused */
@@ -186,6 +186,10 @@ typedef struct msg_qstat {
     uint64_t submitted, done, failed, retried, dead;
     uint64_t comm_us;     /* sum over done jobs: life minus compute (µs) */
     uint64_t compute_us;  /* sum over done jobs: finished - started (µs) */
+    uint64_t dispatched;  /* jobs leased to workers (each attempt) */
+    uint64_t wait_us;     /* sum over those: time ready in the queue (µs) */
+    const uint64_t *wait; /* those by that time, in the buckets of msg_stats_t.wait_le */
+    uint32_t nwait;       /* nwait_le + 1 (the last: above every bound); 0 = not sent */
 } msg_qstat_t;
 
 /* STATS_REP: one worker connection. */
@@ -211,6 +215,13 @@ typedef struct msg_stats {
     uint32_t nqueues;
     msg_wstat_t *workers_list;
     uint32_t nworkers;
+    uint64_t slots, busy; /* over workers: credit granted, jobs leased now */
+    uint64_t dispatched;  /* over queues */
+    uint64_t journal_bytes; /* record bytes written to the journal since start */
+    uint64_t journal_disk;  /* bytes of its files on disk now */
+    uint64_t fsyncs, fsync_us; /* fdatasyncs of the journal, and their time (µs) */
+    const uint64_t *wait_le; /* upper bounds (µs, ascending) of the queues' wait buckets */
+    uint32_t nwait_le;
 } msg_stats_t;
 
 /* The decoded form of any message. */
@@ -285,7 +296,7 @@ void msg_reader_destroy(msg_reader_t **self_p);
 
 /* Decode one frame into *out (zeroed first).  The frame passes the
  * pre-check (mpck.h) before msgpack-c sees it, then every field is checked
- * for type and against limits.h.  Returns QJ_E_OK, or an error code with a
+ * for type and against qjlimits.h.  Returns QJ_E_OK, or an error code with a
  * message for the peer in err (never a crash, never a read past len).
  * Pointers in *out borrow from frame and from the reader (see top). */
 msg_err_t msg_decode(msg_reader_t *reader, const void *frame, size_t len,

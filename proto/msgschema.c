@@ -97,6 +97,9 @@ static const msgschema_field_t s_qstat_f[] = {
     FU("dead", msg_qstat_t, dead, MS_ALL),
     FU("comm_us", msg_qstat_t, comm_us, MS_ALL),
     FU("compute_us", msg_qstat_t, compute_us, MS_ALL),
+    FU("dispatched", msg_qstat_t, dispatched, 0),
+    FU("wait_us", msg_qstat_t, wait_us, 0),
+    FL("wait", MS_IDS, msg_qstat_t, wait, nwait, 0, 0, QJ_MAX_BUCKETS + 1, NULL),
 };
 static const msgschema_t s_qstat = SCHEMA("queue", msg_qstat_t, s_qstat_f);
 
@@ -167,6 +170,10 @@ static const msgschema_field_t s_stats_rep_f[] = {
     FL("queues", MS_MAPS, msg_t, stats.queues, stats.nqueues, MS_ALL, 0, QJ_MAX_BATCH, &s_qstat),
     FL("wlist", MS_MAPS, msg_t, stats.workers_list, stats.nworkers, MS_ALL, 0, QJ_MAX_BATCH,
        &s_wstat),
+    STAT("slots", slots), STAT("busy", busy), STAT("dispatched", dispatched),
+    STAT("jbytes", journal_bytes), STAT("jdisk", journal_disk),
+    STAT("fsyncs", fsyncs), STAT("fsync_us", fsync_us),
+    FL("wait_le", MS_IDS, msg_t, stats.wait_le, stats.nwait_le, 0, 0, QJ_MAX_BUCKETS, NULL),
 };
 static const msgschema_field_t s_dead_f[] = {
     RID_REQ,

@@ -1,18 +1,18 @@
 /* broker.c -- the socket, the loop, the end-of-turn batches (see broker.h). */
 #include "broker.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "command.h"
 #include "dispatch.h"
+#include "endpoint.h"
 #include "log.h"
+#include "stats.h"
 #include "store.h"
 
 #define READ_BATCH 4096      /* messages read in one turn before its work is done */
@@ -521,7 +521,8 @@ static void s_read(broker_t *b)
 
 static void s_clock(broker_t *b)
 {
-    b->now_ms = clock_mono_ms();
+    b->now_mono_us = clock_mono_us();
+    b->now_ms = b->now_mono_us / 1000;
     b->now_us = clock_wall_us();
 }
 
@@ -581,95 +582,58 @@ static void s_goodbye(broker_t *b)
     zmq_setsockopt(b->sock, ZMQ_LINGER, &linger, sizeof linger);
 }
 
+static bool s_in(const zmq_pollitem_t *items, int i)
+{
+    return i >= 0 && (items[i].revents & ZMQ_POLLIN);
+}
+
 int broker_run(broker_t *b, volatile sig_atomic_t *stop, char *err, size_t errlen)
 {
     s_clock(b);
     b->next_tick_ms = b->now_ms + TICK_MS;
-    zmq_pollitem_t items[3] = {{.socket = b->sock, .events = ZMQ_POLLIN},
-                               {.fd = store_fd(b), .events = ZMQ_POLLIN}};
-    int nitems = items[1].fd >= 0 ? 2 : 1, izap = -1;
+    zmq_pollitem_t items[4] = {{.socket = b->sock, .events = ZMQ_POLLIN}};
+    int nitems = 1, istore = -1, izap = -1, imet = -1;
+    if (store_fd(b) >= 0) {
+        istore = nitems++;
+        items[istore] = (zmq_pollitem_t){.fd = store_fd(b), .events = ZMQ_POLLIN};
+    }
     if (b->cfg.zap) {   /* CURVE handshakes wait for the ZAP handler (zap.h) */
         izap = nitems++;
         items[izap] = (zmq_pollitem_t){.socket = zap_socket(b->cfg.zap), .events = ZMQ_POLLIN};
     }
+    if (b->metrics) {
+        imet = nitems++;
+        items[imet] = (zmq_pollitem_t){.fd = metrics_fd(b->metrics), .events = ZMQ_POLLIN};
+    }
     while (!*stop) {
-        int rc = zmq_poll(items, nitems, s_timeout(b));
+        long timeout = s_timeout(b);
+        int rc = zmq_poll(items, nitems, b->metrics ? metrics_timeout(b->metrics, timeout)
+                                                    : timeout);
         if (rc < 0 && errno != EINTR) {
             snprintf(err, errlen, "poll failed: %s", zmq_strerror(errno));
             return -1;
         }
+        if (rc < 0)
+            for (int i = 0; i < nitems; i++)
+                items[i].revents = 0;
         s_clock(b);
-        if (rc > 0 && nitems > 1 && izap != 1 && (items[1].revents & ZMQ_POLLIN) &&
-            store_poll(b, err, errlen) != 0)
+        if (s_in(items, istore) && store_poll(b, err, errlen) != 0)
             return -1;
-        if (rc > 0 && izap > 0 && (items[izap].revents & ZMQ_POLLIN))
+        if (s_in(items, izap))
             zap_serve(b->cfg.zap);
-        if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
+        if (s_in(items, 0))
             s_read(b);
         if (s_turn(b, err, errlen) != 0)
             return -1;
+        /* After the turn: a scrape sees its figures whole. */
+        if (b->metrics)
+            metrics_poll(b->metrics, s_in(items, imet));
     }
     s_goodbye(b);
     return 0;
 }
 
 /* ---- set-up */
-
-/* Refuse endpoints that anyone on the network could reach: until the
- * broker authenticates peers, only loopback tcp and ipc are safe. */
-static int s_check_bind(const char *ep, bool insecure, char *err, size_t errlen)
-{
-    if (!strncmp(ep, "ipc://", 6) || !strncmp(ep, "inproc://", 9) || insecure)
-        return 0;
-    const char *hint = "only tcp on a loopback address (127.0.0.1, ::1, localhost) and ipc:// "
-                       "are allowed without authentication: turn CURVE on (--curve-secret with "
-                       "--clients-allow / --workers-allow), or add --insecure to bind it anyway";
-    if (strncmp(ep, "tcp://", 6) != 0) {
-        snprintf(err, errlen, "refusing to bind %s: %s", ep, hint);
-        return -1;
-    }
-    const char *host = ep + 6, *colon = strrchr(host, ':');
-    char name[256];
-    size_t len = colon ? (size_t)(colon - host) : strlen(host);
-    if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
-        host++;
-        len -= 2;
-    }
-    if (len >= sizeof name) {
-        snprintf(err, errlen, "refusing to bind %s: %s", ep, hint);
-        return -1;
-    }
-    memcpy(name, host, len);
-    name[len] = '\0';
-    struct in_addr a4;
-    bool loop = !strcmp(name, "localhost") || !strcmp(name, "::1") ||
-                (inet_pton(AF_INET, name, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
-    if (!loop) {
-        snprintf(err, errlen, "refusing to bind %s: %s", ep, hint);
-        return -1;
-    }
-    return 0;
-}
-
-static int s_write_endpoints(const char *path, char (*eps)[256], int n, char *err,
-                             size_t errlen)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        snprintf(err, errlen, "cannot write the endpoint file %s: %s", tmp, strerror(errno));
-        return -1;
-    }
-    for (int i = 0; i < n; i++)
-        fprintf(f, "%s\n", eps[i]);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        snprintf(err, errlen, "cannot write the endpoint file %s: %s", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
 
 static int s_socket(broker_t *b, char *err, size_t errlen)
 {
@@ -701,11 +665,10 @@ static int s_socket(broker_t *b, char *err, size_t errlen)
     if (b->cfg.zap && zap_start(b->cfg.zap, b->ctx, b->sock, err, errlen) != 0)
         return -1;
     char (*eps)[256] = calloc((size_t)b->cfg.nbinds, sizeof *eps);
-    if (!eps) {
+    const char **lines = calloc((size_t)b->cfg.nbinds, sizeof *lines);
+    int rc = eps && lines ? 0 : -1;
+    if (rc != 0)
         snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    int rc = 0;
     for (int i = 0; i < b->cfg.nbinds && rc == 0; i++) {
         const char *ep = b->cfg.binds[i];
         size_t len = sizeof eps[i];
@@ -718,10 +681,13 @@ static int s_socket(broker_t *b, char *err, size_t errlen)
             rc = -1;
         } else {
             log_info("listening on %s", eps[i]);
+            lines[i] = eps[i];
         }
     }
     if (rc == 0 && b->cfg.endpoint_file)
-        rc = s_write_endpoints(b->cfg.endpoint_file, eps, b->cfg.nbinds, err, errlen);
+        rc = endpoint_write_file(b->cfg.endpoint_file, "endpoint file", lines, b->cfg.nbinds,
+                                 err, errlen);
+    free(lines);
     free(eps);
     return rc;
 }
@@ -729,7 +695,7 @@ static int s_socket(broker_t *b, char *err, size_t errlen)
 broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen)
 {
     for (int i = 0; i < cfg->nbinds; i++)
-        if (s_check_bind(cfg->binds[i], cfg->insecure || cfg->zap, err, errlen) != 0)
+        if (endpoint_check_bind(cfg->binds[i], cfg->insecure || cfg->zap, err, errlen) != 0)
             return NULL;
     broker_t *b = calloc(1, sizeof *b);
     if (!b) {
@@ -767,7 +733,8 @@ broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen)
     }
     memcpy(b->heartbeat, b->out.data, b->out.size);
     b->heartbeat_len = b->out.size;
-    if (store_open(b, err, errlen) != 0 || s_socket(b, err, errlen) != 0) {
+    if (store_open(b, err, errlen) != 0 || stats_serve(b, err, errlen) != 0 ||
+        s_socket(b, err, errlen) != 0) {
         broker_destroy(&b);
         return NULL;
     }
@@ -790,6 +757,7 @@ void broker_destroy(broker_t **self_p)
         zap_stop(b->cfg.zap);   /* its socket too, or the context would wait for it */
     if (b->ctx)
         zmq_ctx_term(b->ctx);
+    metrics_destroy(&b->metrics);
     store_close(b);
     /* Jobs first: releasing them drops their session references. */
     jobs_destroy(&b->jobs, s_release, b);

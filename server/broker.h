@@ -24,6 +24,7 @@
 #include "htab.h"
 #include "job.h"
 #include "journal.h"
+#include "metrics.h"
 #include "msg.h"
 #include "peer.h"
 #include "queue.h"
@@ -55,6 +56,8 @@ typedef struct broker_config {
     const char *data_dir;       /* the journal's directory */
     journal_sync_t fsync;       /* --fsync */
     uint64_t compact_bytes;     /* compact the journal past this much log */
+    const char *metrics_bind;   /* serve /metrics on HOST:PORT (metrics.h); NULL = no */
+    const char *metrics_file;   /* write its URL there; NULL = no */
 } broker_config_t;
 
 /* Figures for STATS, counted since start. */
@@ -83,6 +86,7 @@ typedef struct broker {
     theap_t *timers;            /* DELAYED jobs by due time */
     uint64_t mem_bytes;         /* job_bytes of every job held (--max-memory) */
 
+    metrics_t *metrics;         /* the /metrics endpoint, or NULL */
     journal_t *journal;         /* every change of a job's life, on disk (store.c) */
     uint64_t durable_seen;      /* journal_durable() when the held items were last looked at */
     bool held;                  /* acks or results wait for the journal */
@@ -97,6 +101,7 @@ typedef struct broker {
     msg_result_t *sresults;
 
     uint64_t now_ms;            /* monotonic, this turn */
+    uint64_t now_mono_us;       /* the same in µs (dispatch waits) */
     uint64_t now_us;            /* wall clock, this turn */
     uint64_t start_ms;
     uint64_t next_tick_ms;
@@ -107,8 +112,9 @@ typedef struct broker {
 } broker_t;
 
 /* Create a broker: rebuild its jobs from the journal in cfg->data_dir,
- * bind every endpoint (refusing non-loopback tcp unless cfg->insecure),
- * write the endpoint file.  cfg's strings must outlive the broker.
+ * start the metrics endpoint and write its file, bind every endpoint
+ * (refusing non-loopback tcp unless cfg->insecure or CURVE), write the
+ * endpoint file.  cfg's strings must outlive the broker.
  * Returns NULL with a message in err on failure. */
 broker_t *broker_new(const broker_config_t *cfg, char *err, size_t errlen);
 

@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "dispatch.h"
 #include "log.h"
+#include "stats.h"
 #include "store.h"
 
 #define MIN_HEARTBEAT_MS 50          /* fastest heartbeat a peer may ask for */
@@ -345,72 +345,16 @@ static void s_outcomes(broker_t *b, peer_t *p, const msg_t *m)
     free(items);
 }
 
-static uint64_t s_rss(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
-}
-
 static void s_stats(broker_t *b, peer_t *p, const msg_t *m)
 {
     msg_t out = {.cmd = MSG_STATS_REP, .rid = m->rid};
-    msg_stats_t *st = &out.stats;
-    uint32_t nworkers = 0;
-    for (const peer_t *w = peers_first(b->peers); w; w = w->next) {
-        if (w->role == MSG_ROLE_WORKER)
-            nworkers++;
-        else
-            st->clients++;
-    }
-    st->queues = calloc(b->nqueues ? b->nqueues : 1, sizeof *st->queues);
-    st->workers_list = calloc(nworkers ? nworkers : 1, sizeof *st->workers_list);
-    if (!st->queues || !st->workers_list) {
-        free(st->queues);
-        free(st->workers_list);
+    if (stats_collect(b, &out.stats) != 0) {
         broker_error(b, p->rid, p->rid_len, QJ_E_INTERNAL, m->cmd, m->rid,
                      "broker out of memory: retry later");
         return;
     }
-    const broker_counts_t *c = &b->counts;
-    st->uptime_ms = b->now_ms - b->start_ms;
-    st->workers = nworkers;
-    st->submitted = c->submitted;
-    st->done = c->done;
-    st->failed = c->failed;
-    st->retried = c->retried;
-    st->lost = c->lost;
-    st->cancelled = c->cancelled;
-    st->bad_frames = c->bad;
-    memcpy(st->bad_by_code, c->bad_by, sizeof st->bad_by_code);
-    st->results_kept = jobs_kept(b->jobs);
-    st->rejected = b->cfg.zap ? zap_rejected(b->cfg.zap) : 0;
-    st->rss_bytes = s_rss();
-    for (uint32_t i = 0; i < b->nqueues; i++) {
-        const queue_t *q = b->qlist[i];
-        st->queues[i] = (msg_qstat_t){
-            .name = {q->name, q->name_len}, .depth = q->depth, .delayed = q->delayed,
-            .running = q->running, .workers = q->nworkers, .submitted = q->submitted,
-            .done = q->done, .failed = q->failed, .retried = q->retried, .dead = q->dead,
-            .comm_us = q->comm_us, .compute_us = q->compute_us};
-    }
-    st->nqueues = b->nqueues;
-    for (const peer_t *w = peers_first(b->peers); w; w = w->next) {
-        if (w->role != MSG_ROLE_WORKER)
-            continue;
-        st->workers_list[st->nworkers++] = (msg_wstat_t){
-            .name = {w->name, (uint32_t)strlen(w->name)}, .slots = w->slots,
-            .busy = (uint32_t)w->leases.n, .done = w->done,
-            .idle_ms = b->now_ms - w->last_in_ms};
-    }
     broker_reply(b, p, &out);
-    free(st->queues);
-    free(st->workers_list);
+    stats_release(&out.stats);
 }
 
 /* ---- routing */

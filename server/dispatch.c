@@ -16,6 +16,7 @@
 static void s_ready(broker_t *b, job_t *job)
 {
     job->state = MSG_STATE_QUEUED;
+    job->ready_us = b->now_mono_us;
     queue_push(job->queue, job);
     broker_mark_queue(b, job->queue);
 }
@@ -23,6 +24,7 @@ static void s_ready(broker_t *b, job_t *job)
 static void s_ready_front(broker_t *b, job_t *job)
 {
     job->state = MSG_STATE_QUEUED;
+    job->ready_us = b->now_mono_us;
     queue_push_front(job->queue, job);
     broker_mark_queue(b, job->queue);
 }
@@ -204,6 +206,7 @@ void dispatch_run(broker_t *b)
             if (!w)
                 break;
             job_t *job = queue_pop(q);
+            uint64_t ready_us = job->ready_us; /* s_lease sets the union's worker */
             s_lease(b, w, job);
             if (peer_push_job(w, job) != 0) {
                 log_error("out of memory dispatching job %llu: left queued",
@@ -214,10 +217,12 @@ void dispatch_run(broker_t *b)
                 /* Not marked again (this loop would spin): the next submit
                  * or credit on the queue tries again. */
                 job->state = MSG_STATE_QUEUED;
+                job->ready_us = ready_us;
                 queue_push_front(q, job);
                 store_requeue(b, job, 0, true);
                 break;
             }
+            queue_note_wait(q, b->now_mono_us > ready_us ? b->now_mono_us - ready_us : 0);
             broker_mark_peer(b, w);
         }
     }

@@ -95,6 +95,7 @@ struct job {
     uint64_t t_queued;          /* accepted by the broker, unix µs */
     uint64_t t_dispatched;      /* last sent to a worker, unix µs */
     union {
+        uint64_t ready_us;      /* QUEUED: when it became ready, monotonic µs */
         struct peer *worker;    /* RUNNING: the worker holding the lease */
         uint64_t final_ms;      /* DONE/DEAD: when it became final, monotonic ms */
     };

@@ -44,6 +44,7 @@ struct journal {
     char failing[192];
     int sync_errno;             /* an fdatasync failed: fatal */
     syncer_t *syncer;           /* batch: the fdatasync thread */
+    uint64_t fsyncs, fsync_us;  /* always: fdatasyncs of the log, their time */
     /* compaction */
     pid_t child;                /* writing a snapshot; 0 = none */
     uint64_t child_seg;         /* the last segment its snapshot covers */
@@ -194,8 +195,13 @@ static int s_fatal(journal_t *j, int e, char *err, size_t errlen)
  * on success everything written is durable.  Returns 0 or an errno. */
 static int s_sync_now(journal_t *j)
 {
+    uint64_t t0 = clock_mono_us();
     int e = j->syncer ? syncer_sync_now(j->syncer, j->fd, j->written)
                       : fdatasync(j->fd) == 0 ? 0 : errno;
+    if (!j->syncer) {   /* (the batch thread counts its own) */
+        j->fsyncs++;
+        j->fsync_us += clock_mono_us() - t0;
+    }
     if (e)
         j->sync_errno = e;
     else
@@ -735,6 +741,14 @@ int journal_maintain(journal_t *j, journal_snapshot_fn snap, void *ctx, char *er
         }
     }
     return 0;
+}
+
+void journal_figures(const journal_t *j, journal_figures_t *out)
+{
+    *out = (journal_figures_t){.written = j->written, .disk = journal_disk_bytes(j),
+                               .fsyncs = j->fsyncs, .fsync_us = j->fsync_us};
+    if (j->syncer)
+        syncer_figures(j->syncer, &out->fsyncs, &out->fsync_us);
 }
 
 uint64_t journal_disk_bytes(const journal_t *j)

@@ -141,6 +141,17 @@ bool journal_compacting(const journal_t *j);
 /* Bytes of journal files on disk now (snapshot and segments). */
 uint64_t journal_disk_bytes(const journal_t *j);
 
+/* Figures since start, for STATS and /metrics. */
+typedef struct journal_figures {
+    uint64_t written;          /* bytes of records written to the log */
+    uint64_t fsyncs;           /* fdatasyncs of the log (batch: by its thread too) */
+    uint64_t fsync_us;         /* and the time they took */
+    uint64_t disk;             /* journal_disk_bytes */
+} journal_figures_t;
+
+/* Fill *out. */
+void journal_figures(const journal_t *j, journal_figures_t *out);
+
 /* Make everything appended durable at the --fsync level now: write it,
  * and (unless off) fdatasync it in the caller's thread, once the batch
  * thread is out of the way.  For shutdown, and for answers that cannot

@@ -64,6 +64,11 @@ static void s_usage(FILE *out)
         "                        of the machine)\n"
         "  --journal-compact MB  compact the journal once its log passes MB (%d) and the\n"
         "                        size of its last snapshot\n"
+        "  --metrics-bind HOST:PORT  serve the figures of qclient stats over HTTP in the\n"
+        "                        Prometheus text format at http://HOST:PORT/metrics (as\n"
+        "                        127.0.0.1:9187; port 0 picks a free one); off by default.\n"
+        "                        No authentication: beyond loopback it needs CURVE or --insecure\n"
+        "  --metrics-file PATH   after starting it, write the metrics URL there (atomically)\n"
         "  --log-level LEVEL     error, warn, info (default) or debug\n"
         "  --log-format FORMAT   text (default) or json\n"
         "  --config FILE         read options from FILE first, [qjob] and [qbroker]\n"
@@ -154,6 +159,8 @@ int main(int argc, char **argv)
         {"data-dir", required_argument, NULL, 'D'},
         {"fsync", required_argument, NULL, 'F'},
         {"journal-compact", required_argument, NULL, 'C'},
+        {"metrics-bind", required_argument, NULL, 'M'},
+        {"metrics-file", required_argument, NULL, 'U'},
         {"log-level", required_argument, NULL, 'l'},
         {"log-format", required_argument, NULL, 'f'},
         {"help", no_argument, NULL, 'h'},
@@ -238,6 +245,14 @@ int main(int argc, char **argv)
                 bad = "--journal-compact takes megabytes, 1 or more";
             else cfg.compact_bytes = n << 20;
             break;
+        case 'M':
+            if (!*optarg) bad = "--metrics-bind takes HOST:PORT";
+            else cfg.metrics_bind = optarg;
+            break;
+        case 'U':
+            if (!*optarg) bad = "--metrics-file takes a path";
+            else cfg.metrics_file = optarg;
+            break;
         case 'l':
             if (log_parse_level(optarg, &level)) bad = "--log-level is error, warn, info or debug";
             break;
@@ -258,6 +273,10 @@ int main(int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "qbroker: unexpected argument '%s'; see qbroker --help\n", argv[optind]);
+        return 2;
+    }
+    if (cfg.metrics_file && !cfg.metrics_bind) {
+        fprintf(stderr, "qbroker: --metrics-file needs --metrics-bind; see qbroker --help\n");
         return 2;
     }
     if (cfg.nbinds == 0)

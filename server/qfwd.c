@@ -42,7 +42,7 @@
 #include <zmq.h>
 
 #include "keys.h"
-#include "limits.h"
+#include "qjlimits.h"
 #include "log.h"
 
 #define QFWD_VERSION "0.1.0"

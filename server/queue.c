@@ -5,6 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+const uint64_t queue_wait_le[QUEUE_WAIT_BOUNDS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 5000000, 10000000, 30000000, 60000000, 300000000,
+};
+
 queue_t *queue_new(const char *name, size_t len)
 {
     assert(len >= 1 && len <= QJ_MAX_QUEUE_NAME);
@@ -55,6 +60,16 @@ void queue_push_front(queue_t *self, job_t *job)
     jlist_push_front(&self->level[lv], job);
     s_mark(self, lv);
     self->depth++;
+}
+
+void queue_note_wait(queue_t *self, uint64_t us)
+{
+    unsigned i = 0;
+    while (i < QUEUE_WAIT_BOUNDS && us > queue_wait_le[i])
+        i++;
+    self->wait[i]++;
+    self->wait_us += us;
+    self->dispatched++;
 }
 
 job_t *queue_peek(const queue_t *self)

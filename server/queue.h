@@ -6,6 +6,10 @@
  * count-leading-zeros).  The queue also lists the workers that serve it
  * and carries its figures for STATS.  Delayed and running jobs are not on
  * the queue; it only counts them.
+ *
+ * Among the figures is a histogram of dispatch waits: how long each job
+ * given to a worker had been ready in the queue, counted in buckets with
+ * the upper bounds of queue_wait_le (the last bucket takes the rest).
  */
 #ifndef QJ_QUEUE_H
 #define QJ_QUEUE_H
@@ -14,9 +18,15 @@
 #include <stdint.h>
 
 #include "job.h"
-#include "limits.h"
+#include "qjlimits.h"
 
 struct peer;
+
+/* Buckets of the dispatch wait histogram, besides the last (unbounded). */
+#define QUEUE_WAIT_BOUNDS 19
+
+/* Their upper bounds in µs, ascending: 100 µs to 5 minutes. */
+extern const uint64_t queue_wait_le[QUEUE_WAIT_BOUNDS];
 
 typedef struct queue {
     char name[QJ_MAX_QUEUE_NAME + 1]; /* NUL-terminated */
@@ -32,6 +42,9 @@ typedef struct queue {
     uint64_t dead;              /* jobs in the dead-letter list now */
     uint64_t comm_us;           /* over finished jobs: life minus compute */
     uint64_t compute_us;        /* over finished jobs: finished - started */
+    uint64_t dispatched;        /* jobs leased to a worker (the sum of wait[]) */
+    uint64_t wait[QUEUE_WAIT_BOUNDS + 1]; /* those by dispatch wait (queue_note_wait) */
+    uint64_t wait_us;           /* the sum of their waits */
     /* workers serving it, for dispatch */
     struct peer **workers;
     uint32_t nworkers, capworkers;
@@ -64,6 +77,9 @@ job_t *queue_pop(queue_t *self);
 
 /* Remove a job that is on this queue (cancel). */
 void queue_remove(queue_t *self, job_t *job);
+
+/* Count a job leased to a worker after us µs ready in the queue. */
+void queue_note_wait(queue_t *self, uint64_t us);
 
 /* Add a worker to the queue's list.  Returns 0, or -1 if out of memory. */
 int queue_add_worker(queue_t *self, struct peer *worker);

@@ -20,7 +20,7 @@
 #include "coro.h"
 #include "exectask.h"
 #include "keys.h"
-#include "limits.h"
+#include "qjlimits.h"
 #include "log.h"
 #include "qjob.h"
 #include "registry.h"

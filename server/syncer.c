@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 struct syncer {
@@ -20,8 +21,23 @@ struct syncer {
     uint64_t synced;            /* lsn made durable */
     int err;                    /* an fdatasync failed */
     bool busy;                  /* the thread is in fdatasync */
+    uint64_t fsyncs, fsync_us;  /* fdatasyncs done, and their time */
     bool quit;
 };
+
+static uint64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Count an fdatasync started at t0 (the caller holds the lock). */
+static void s_count(syncer_t *s, uint64_t t0)
+{
+    s->fsyncs++;
+    s->fsync_us += s_now_us() - t0;
+}
 
 static void *s_run(void *arg)
 {
@@ -38,8 +54,10 @@ static void *s_run(void *arg)
         int fd = s->fd;
         s->busy = true;
         pthread_mutex_unlock(&s->mu);
+        uint64_t t0 = s_now_us();
         int e = fdatasync(fd) == 0 ? 0 : errno;
         pthread_mutex_lock(&s->mu);
+        s_count(s, t0);
         s->busy = false;
         if (e)
             s->err = e;
@@ -116,7 +134,9 @@ int syncer_sync_now(syncer_t *s, int fd, uint64_t lsn)
     pthread_mutex_lock(&s->mu);
     while (s->busy)
         pthread_cond_wait(&s->cv, &s->mu);
+    uint64_t t0 = s_now_us();
     int e = fdatasync(fd) == 0 ? 0 : errno;
+    s_count(s, t0);
     if (e)
         s->err = e;
     else if (lsn > s->synced)
@@ -137,4 +157,12 @@ uint64_t syncer_synced(syncer_t *s, int *err)
     *err = s->err;
     pthread_mutex_unlock(&s->mu);
     return synced;
+}
+
+void syncer_figures(syncer_t *s, uint64_t *fsyncs, uint64_t *fsync_us)
+{
+    pthread_mutex_lock(&s->mu);
+    *fsyncs = s->fsyncs;
+    *fsync_us = s->fsync_us;
+    pthread_mutex_unlock(&s->mu);
 }

@@ -9,10 +9,6 @@
  * a record waits for two fdatasyncs at most, and under load each covers
  * the records of many turns.  After each, syncer_fd() becomes readable so
  * that the loop's zmq_poll wakes and asks how far the file is durable.
- *
- * This module includes no qjob header on purpose: it is built without
- * common/ on the include path, whose sched.h would hide the system's
- * (which pthread.h needs).
  */
 #ifndef QJ_SYNCER_H
 #define QJ_SYNCER_H
@@ -46,5 +42,9 @@ int syncer_sync_now(syncer_t *self, int fd, uint64_t lsn);
  * the thread has synced.  *err gets the errno of a failed fdatasync (the
  * thread then stops syncing), else 0. */
 uint64_t syncer_synced(syncer_t *self, int *err);
+
+/* fdatasyncs done so far (by the thread and syncer_sync_now), and the
+ * time they took in µs. */
+void syncer_figures(syncer_t *self, uint64_t *fsyncs, uint64_t *fsync_us);
 
 #endif

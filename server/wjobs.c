@@ -13,7 +13,7 @@
 #include "ctx.h"
 #include "log.h"
 #include "registry.h"
-#include "sched.h"
+#include "scheduler.h"
 
 /* Bytes of values and errors per RESULTS message, at most: half a frame,
  * leaving the rest for the maps around them. */

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "batcher.h"
-#include "limits.h"
+#include "qjlimits.h"
 
 /* A SUBMIT numbered seq that took rtt_us to be answered. */
 static void s_round_trip(batcher_t *b, uint64_t seq, uint64_t rtt_us)

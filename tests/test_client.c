@@ -19,7 +19,7 @@
 #include "embed.h"
 #include "msg.h"
 #include "qjob.h"
-#include "sched.h"
+#include "scheduler.h"
 
 /* ------------------------------------------------------------ the host */
 

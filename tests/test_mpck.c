@@ -12,7 +12,7 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
-#include "limits.h"
+#include "qjlimits.h"
 #include "mpck.h"
 
 static char s_err[256];

@@ -1,5 +1,6 @@
 /* test_queue.c -- priority levels and FIFO order within each, removal from
- * the middle, front pushes for returned jobs, the worker list. */
+ * the middle, front pushes for returned jobs, the worker list, the
+ * dispatch wait histogram. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -97,12 +98,38 @@ static void test_workers(void **state)
     queue_destroy(&q);
 }
 
+static void test_wait_histogram(void **state)
+{
+    (void)state;
+    queue_t *q = queue_new("q", 1);
+    for (int i = 1; i < QUEUE_WAIT_BOUNDS; i++)
+        assert_true(queue_wait_le[i] > queue_wait_le[i - 1]);
+    queue_note_wait(q, 0);                          /* first bucket */
+    queue_note_wait(q, queue_wait_le[0]);           /* a bound counts under it */
+    queue_note_wait(q, queue_wait_le[0] + 1);       /* the next one */
+    queue_note_wait(q, queue_wait_le[5]);
+    queue_note_wait(q, queue_wait_le[QUEUE_WAIT_BOUNDS - 1] + 1); /* past every bound */
+    assert_int_equal(q->wait[0], 2);
+    assert_int_equal(q->wait[1], 1);
+    assert_int_equal(q->wait[5], 1);
+    assert_int_equal(q->wait[QUEUE_WAIT_BOUNDS], 1);
+    uint64_t sum = 0;
+    for (int i = 0; i <= QUEUE_WAIT_BOUNDS; i++)
+        sum += q->wait[i];
+    assert_int_equal(sum, 5);
+    assert_int_equal(q->dispatched, 5);
+    assert_int_equal(q->wait_us, 2 * queue_wait_le[0] + 1 + queue_wait_le[5] +
+                                     queue_wait_le[QUEUE_WAIT_BOUNDS - 1] + 1);
+    queue_destroy(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_priority_then_fifo),
         cmocka_unit_test(test_remove_and_front),
         cmocka_unit_test(test_workers),
+        cmocka_unit_test(test_wait_histogram),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "sched.h"
+#include "scheduler.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -127,7 +127,7 @@ static void s_yield_body(void *arg)
     actor_t *a = arg;
     for (int i = 0; i < 3; i++) {
         s_log(a->log, a->id * 10 + i);
-        sched_yield();
+        sched_pass();
     }
 }
 
@@ -155,7 +155,7 @@ static void s_spin_body(void *arg)
     int *spins = arg;
     for (;;) {
         (*spins)++;
-        sched_yield();
+        sched_pass();
     }
 }
 
@@ -176,7 +176,7 @@ static void s_bare_yield_body(void *arg)
 {
     actor_t *a = arg;
     s_log(a->log, 1);
-    coro_yield();   /* not sched_yield: the scheduler must still keep it */
+    coro_yield();   /* not sched_pass: the scheduler must still keep it */
     s_log(a->log, 2);
 }
 

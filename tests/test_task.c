@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "ctx.h"
-#include "limits.h"
+#include "qjlimits.h"
 #include "mpjson.h"
-#include "sched.h"
+#include "scheduler.h"
 
 /* Start ctx on a job whose arguments are the given JSON. */
 static void s_start_json(qj_ctx *ctx, const char *json)

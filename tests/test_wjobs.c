@@ -15,7 +15,7 @@
 #include "builtin.h"
 #include "clock.h"
 #include "registry.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "wjobs.h"
 
 #define MAX_SEEN 64

@@ -10,7 +10,7 @@
 
 #include "clock.h"
 #include "coro.h"
-#include "sched.h"
+#include "scheduler.h"
 
 static void s_ping_body(void *arg)
 {
@@ -28,7 +28,7 @@ static void s_yield_body(void *arg)
 {
     long n = *(long *)arg;
     for (long i = 0; i < n; i++)
-        sched_yield();
+        sched_pass();
 }
 
 int main(int argc, char **argv)
@@ -79,6 +79,6 @@ int main(int argc, char **argv)
         resumes += sched_run(s);
     t1 = clock_mono_us();
     sched_destroy(&s);
-    printf("sched_yield resume       %8.1f ns\n", (double)(t1 - t0) * 1000.0 / (double)resumes);
+    printf("sched_pass resume       %8.1f ns\n", (double)(t1 - t0) * 1000.0 / (double)resumes);
     return 0;
 }

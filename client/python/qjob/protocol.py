@@ -32,6 +32,7 @@ MAX_NOTE = 256
 MAX_BATCH = 4096
 MAX_QUEUES = 64
 CID_LEN = 16
+MAX_BUCKETS = 64
 MAX_DEPTH = 32
 MAX_VALUES = 1 << 20
 
@@ -444,8 +445,8 @@ JOB_STATE = _Shape(dict(RESULT, st=_U8, state=_F("uint", True, hi=U8),
 RESULT = _Shape(RESULT)
 QUEUE_STAT = _Shape(dict({k: _UINT for k in ("depth", "delayed", "running", "workers", "submitted",
                                       "done", "failed", "retried", "dead", "comm_us",
-                                      "compute_us")},
-                  name=_F("str", True, 1, MAX_QUEUE_NAME)))
+                                      "compute_us", "dispatched", "wait_us")},
+                  name=_F("str", True, 1, MAX_QUEUE_NAME), wait=_F("ids", hi=MAX_BUCKETS + 1)))
 WORKER_STAT = _Shape({"name": _F("str", True, 0, MAX_NAME), "slots": _U32, "busy": _U32,
                       "done": _UINT, "idle_ms": _UINT})
 _JOB_STATES = _F("maps", True, 0, MAX_BATCH, sub=JOB_STATE)
@@ -476,8 +477,9 @@ SHAPES = {k: _Shape(v) for k, v in {
     STATS: {"rid": _RID},
     STATS_REP: dict({k: _UINT for k in ("uptime", "clients", "workers", "submitted", "done",
                                         "failed", "retried", "lost", "cancelled", "bad",
-                                        "rejected", "kept", "rss")},
-                    rid=_RID, bad_by=_F("badby"),
+                                        "rejected", "kept", "rss", "slots", "busy",
+                                        "dispatched", "jbytes", "jdisk", "fsyncs", "fsync_us")},
+                    rid=_RID, bad_by=_F("badby"), wait_le=_F("ids", hi=MAX_BUCKETS),
                     queues=_F("maps", lo=0, hi=MAX_BATCH, sub=QUEUE_STAT),
                     wlist=_F("maps", lo=0, hi=MAX_BATCH, sub=WORKER_STAT)),
     DEAD: {"rid": _RID, "q": _F("str", lo=1, hi=MAX_QUEUE_NAME), "limit": _U32},

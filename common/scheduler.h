@@ -1,4 +1,4 @@
-/* sched.h -- a cooperative scheduler: runnable coroutines plus timers.
+/* scheduler.h -- a cooperative scheduler: runnable coroutines plus timers.
  *
  * The scheduler never blocks and owns no socket.  Its host (a worker
  * process's zmq_poll loop, or a test) calls sched_run() to run every
@@ -6,7 +6,7 @@
  * sched_timeout_ms() how long it may sleep in zmq_poll, and calls
  * sched_run() again after polling (which first fires due timers).
  *
- * Inside a coroutine, sched_sleep/sched_park/sched_yield suspend it; from
+ * Inside a coroutine, sched_sleep/sched_park/sched_pass suspend it; from
  * anywhere on the scheduler's thread, sched_wake makes a parked coroutine
  * runnable.  Timers live in a binary heap.
  */
@@ -60,11 +60,10 @@ size_t sched_count(const sched_t *s);
  * not inside one of a scheduler's coroutines. */
 sched_t *sched_current(void);
 
-/* Inside a coroutine: let every other runnable coroutine run once.
- * Linked as qj_sched_yield: under its C name it would replace the C
- * library's sched_yield(2) for the whole process (libasan's leak checker
- * calls that one, outside any coroutine). */
-void sched_yield(void) __asm__("qj_sched_yield");
+/* Inside a coroutine: pass the turn, letting every other runnable
+ * coroutine run once.  (Not "sched_yield": that is the C library's
+ * sched_yield(2), which this would replace for the whole process.) */
+void sched_pass(void);
 
 /* Inside a coroutine: suspend for ms milliseconds.  Returns 0, or -1 if
  * woken early by sched_wake (for example to cancel it). */

@@ -1,18 +1,10 @@
-/* limits.h -- every bound qjob puts on what arrives from the network.
+/* qjlimits.h -- every bound qjob puts on what arrives from the network.
  *
  * One place for them, so that a reviewer can check each against the
  * pre-check (mpck.c), the codec (msg.c) and the sockets (ZMQ_MAXMSGSIZE).
  * Changing a limit that a peer can observe is a protocol change: see the
  * checklist at the end of proto/PROTOCOL.md.
  */
-/* This file shares its name with the C library's <limits.h>, and proto/ is
- * on the include path (-I), so `#include <limits.h>` anywhere -- msgpack.h
- * does it -- lands here.  Pull in the next limits.h on the path too, so
- * CHAR_MIN, INT_MAX and friends stay defined.  system_header silences the
- * pedantic note that #include_next is a GNU extension (gcc and clang have it). */
-#pragma GCC system_header
-#include_next <limits.h>
-
 #ifndef QJ_LIMITS_H
 #define QJ_LIMITS_H
 
@@ -33,6 +25,7 @@
 #define QJ_MAX_BATCH 4096           /* items (jobs, results, ids) per message */
 #define QJ_MAX_QUEUES 64            /* queues one worker may serve */
 #define QJ_CID_LEN 16               /* bytes of a client instance id */
+#define QJ_MAX_BUCKETS 64           /* bounds of a histogram (STATS_REP wait_le) */
 
 /* Pre-check bounds (mpck.c): nesting depth and total values in one frame.
  * A msgpack value costs at least one byte, so the value count is also

@@ -13,7 +13,7 @@
  * coroutine that keeps yielding cannot starve the host's socket polling;
  * sched_timeout_ms() is 0 while anything is runnable.
  */
-#include "sched.h"
+#include "scheduler.h"
 
 #include "clock.h"
 
@@ -221,7 +221,7 @@ static void s_task_unlink(sched_t *s, task_t *t)
 static task_t *s_self(void)
 {
     task_t *t = s_running;
-    assert(t && "sched_yield/sleep/park called outside a scheduler coroutine");
+    assert(t && "sched_pass/sleep/park called outside a scheduler coroutine");
     assert(coro_current() == t->co);
     return t;
 }
@@ -323,7 +323,7 @@ size_t sched_run(sched_t *s)
             coro_destroy(&t->co);
             free(t);
         } else if (t->state == TASK_RUNNING) {
-            /* A bare coro_yield(): treat it as sched_yield(). */
+            /* A bare coro_yield(): treat it as sched_pass(). */
             s_make_runnable(s, t);
         }
     }
@@ -358,7 +358,7 @@ sched_t *sched_current(void)
     return t && coro_current() == t->co ? t->sched : NULL;
 }
 
-void sched_yield(void)
+void sched_pass(void)
 {
     task_t *t = s_self();
     s_make_runnable(t->sched, t);
