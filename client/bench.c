@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "clock.h"
 #include "keys.h"
+#include "mpjson.h"
 #include "qjlimits.h"
 
 #define BENCH_START_MS 10000     /* a started program must be ready by then */
@@ -72,6 +73,7 @@ static const char *const s_usage =
     "  --k-max K           batch: most jobs per message (256)\n"
     "  --auto              batch: also run the client's adaptive batching (batch_max 0)\n"
     "  --payload BYTES     size of each job's argument (16)\n"
+    "  --args JSON         each job's argument instead, e.g. --task sleep --args '{\"ms\": 100}'\n"
     "  --task NAME         the task of batch, latency and throughput jobs (noop)\n"
     "  --warmup N          latency: untimed round trips first (500)\n"
     "\n"
@@ -89,7 +91,7 @@ static const char *const s_usage =
 enum {
     O_BROKER = 256, O_JSON, O_TIMEOUT, O_CONNECT, O_SPAWN, O_PROCS, O_COROS, O_PREFETCH, O_FWD, O_VS,
     O_WORK, O_MIN_N, O_MAX_N, O_FIT, O_REPEAT, O_JOBS, O_ROUNDS, O_WINDOW, O_KMAX, O_PAYLOAD,
-    O_TASK, O_WARMUP, O_CSV, O_SVG, O_HELP, O_CURVE, O_CURVE_SECRET, O_BROKER_KEY, O_AUTO,
+    O_TASK, O_ARGS, O_WARMUP, O_CSV, O_SVG, O_HELP, O_CURVE, O_CURVE_SECRET, O_BROKER_KEY, O_AUTO,
 };
 
 static const struct option s_options[] = {
@@ -117,6 +119,7 @@ static const struct option s_options[] = {
     {"k-max", required_argument, NULL, O_KMAX},
     {"auto", no_argument, NULL, O_AUTO},
     {"payload", required_argument, NULL, O_PAYLOAD},
+    {"args", required_argument, NULL, O_ARGS},
     {"task", required_argument, NULL, O_TASK},
     {"warmup", required_argument, NULL, O_WARMUP},
     {"csv", required_argument, NULL, O_CSV},
@@ -139,6 +142,7 @@ typedef struct bench {
     char broker_ep[256], fwd_ep[256];
     bench_proc_t *qbroker, *qworker, *qfwd;
     bench_env_t env;
+    msgpack_sbuffer args;     /* --args, as msgpack (cfg.args points here) */
 } bench_t;
 
 static int s_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -195,6 +199,7 @@ static int s_parse(bench_t *b, int argc, char **argv)
     bench_cfg_t *c = &b->cfg;
     int opt;
     uint64_t v;
+    char err[256];
     opterr = 0;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", s_options, NULL)) != -1) {
@@ -239,6 +244,13 @@ static int s_parse(bench_t *b, int argc, char **argv)
         case O_AUTO: c->batch_auto = true; break;
         case O_PAYLOAD: bad = s_count(a, 0, 1u << 20, &v) < 0; c->payload = (size_t)v; break;
         case O_TASK: c->task = a; break;
+        case O_ARGS:
+            msgpack_sbuffer_clear(&b->args);
+            if (mpjson_from_text(a, &b->args, err, sizeof err) < 0)
+                return s_usage_error("--args: bad JSON %s", err);
+            c->args = b->args.data;
+            c->args_len = b->args.size;
+            break;
         case O_WARMUP: bad = s_count(a, 0, 1u << 26, &v) < 0; c->warmup = (size_t)v; break;
         case O_CSV: b->csv = a; break;
         case O_SVG: b->svg = a; break;
@@ -672,5 +684,6 @@ int bench_main(int argc, char **argv)
     if (rc != CLI_OK)
         fprintf(stderr, "qclient bench %s: %s\n", b.cfg.mode, err);
     s_teardown(&b, rc != CLI_OK && rc != CLI_USAGE);
+    msgpack_sbuffer_destroy(&b.args);
     return rc;
 }

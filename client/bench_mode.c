@@ -61,8 +61,19 @@ static int s_client(const bench_cfg_t *cfg, const bench_env_t *env, int batch_ma
 }
 
 /* The argument of every stream job: a bin of payload bytes. */
-static void s_payload_args(size_t payload, msgpack_sbuffer *sb)
+static size_t s_arg_bytes(const bench_cfg_t *cfg)
 {
+    return cfg->args ? cfg->args_len : cfg->payload;
+}
+
+/* Each job's argument: --args as given, else a bin of --payload bytes. */
+static void s_payload_args(const bench_cfg_t *cfg, msgpack_sbuffer *sb)
+{
+    if (cfg->args) {
+        msgpack_sbuffer_write(sb, cfg->args, cfg->args_len);
+        return;
+    }
+    size_t payload = cfg->payload;
     static const char xs[256] = {'x'};
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
@@ -415,7 +426,7 @@ static int s_batch(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, b
 
     msgpack_sbuffer args;
     msgpack_sbuffer_init(&args);
-    s_payload_args(cfg->payload, &args);
+    s_payload_args(cfg, &args);
     bench_fwd_t *f = NULL;
     int rc = fwd ? s_fwd(cfg, env, &f, err, errlen) : CLI_OK;
     char what[96];
@@ -488,7 +499,7 @@ static int s_batch(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, b
     bench_bar_clear(&env->bar);
     bench_fwd_destroy(&f);
     bench_table_note(t, "task %s, %zu-byte argument, window max(%llu, 4k) jobs in flight%s",
-                     qjob ? cfg->task : "echo", cfg->payload, (unsigned long long)cfg->window,
+                     qjob ? cfg->task : "echo", s_arg_bytes(cfg), (unsigned long long)cfg->window,
                      cr >= 0 ? "; vs qfwd = qjob jobs/s / qfwd jobs/s" : "");
     if (rc == CLI_OK && qjob && cfg->batch_auto && best.rate > 0)
         rc = s_batch_auto(cfg, env, out, &args, &best, err, errlen);
@@ -531,7 +542,7 @@ static int s_latency(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out,
     if (qjob) {
         msgpack_sbuffer args;
         msgpack_sbuffer_init(&args);
-        s_payload_args(cfg->payload, &args);
+        s_payload_args(cfg, &args);
         qj_client *c = NULL;
         rc = s_client(cfg, env, 0, 0, &c, err, errlen);
         if (rc == CLI_OK) {
@@ -583,7 +594,7 @@ static int s_latency(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out,
                 bench_table_set(t, r, cr, vq / vb);
         }
         bench_table_note(t, "%zu round trips after %zu untimed; task %s, %zu-byte argument%s", n,
-                         cfg->warmup, qjob ? cfg->task : "echo", cfg->payload,
+                         cfg->warmup, qjob ? cfg->task : "echo", s_arg_bytes(cfg),
                          cr >= 0 ? "; vs qfwd = qjob / qfwd" : "");
         char sub[96];
         snprintf(sub, sizeof sub, "%zu sequential round trips of one job", n);
@@ -613,7 +624,7 @@ static int s_throughput(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *o
     if (qjob) {
         msgpack_sbuffer args;
         msgpack_sbuffer_init(&args);
-        s_payload_args(cfg->payload, &args);
+        s_payload_args(cfg, &args);
         qj_client *c = NULL;
         rc = s_client(cfg, env, 0, cfg->window, &c, err, errlen);
         if (rc == CLI_OK) {
@@ -673,7 +684,7 @@ static int s_throughput(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *o
                                       ((double)b.jobs / b.secs));
     }
     bench_table_note(t, "task %s, %zu-byte argument; %sqfwd sends one job per message", qjob ?
-                     cfg->task : "echo", cfg->payload, qjob ? "qjob batches submits itself, " : "");
+                     cfg->task : "echo", s_arg_bytes(cfg), qjob ? "qjob batches submits itself, " : "");
     bench_table_note(t, "server cpu: of the qbroker or qfwd process, when this run started it");
     return CLI_OK;
 }

@@ -34,6 +34,8 @@ typedef struct bench_cfg {
     /* streams */
     const char *task;         /* batch, latency, throughput */
     size_t payload;           /* bytes of each job's argument */
+    const char *args;         /* or: each job's argument, msgpack (--args JSON) */
+    size_t args_len;
     uint64_t jobs;            /* N, jobs in a stream (batch, throughput) */
     size_t rounds;            /* latency: timed round trips */
     uint64_t window;          /* jobs in flight, at most */
