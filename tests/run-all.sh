@@ -32,7 +32,9 @@ run_suite() { # name builddir meson-setup-args... ; then meson test args in $TES
     echo "== $name: test"
     # shellcheck disable=SC2086
     meson test -C "$dir" --print-errorlogs $TEST_ARGS
-    /usr/bin/python3 "$ROOT/tests/summarize.py" "$dir/meson-logs/testlog.json" "$name" >>"$ROOT/.test-summary"
+    # meson names the log after a --wrapper (testlog-valgrind-wrap.json): take the newest.
+    log=$(ls -t "$dir"/meson-logs/testlog*.json 2>/dev/null | head -n 1)
+    /usr/bin/python3 "$ROOT/tests/summarize.py" "${log:-$dir/meson-logs/testlog.json}" "$name" >>"$ROOT/.test-summary"
 }
 
 TEST_ARGS="--num-processes 2"
