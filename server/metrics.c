@@ -1,6 +1,7 @@
 /* metrics.c -- /metrics over libmicrohttpd, driven by the broker's poll (metrics.h). */
 #include "metrics.h"
 
+#include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@ struct metrics {
     void *ctx;
     int fd;                      /* MHD's epoll fd */
     uint64_t due_ms;             /* MHD_run by then, readable or not (monotonic) */
+    char last_log[192];          /* libmicrohttpd's last message */
     char url[128];
 };
 
@@ -255,13 +257,14 @@ static enum MHD_Result s_answer(void *cls, struct MHD_Connection *conn, const ch
     return s_reply(conn, MHD_HTTP_OK, text, len, CONTENT_TYPE);
 }
 
+/* libmicrohttpd's own messages (a peer's bad request, a failed bind):
+ * debug lines, and the last one kept to explain a failed start. */
 static void s_mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
-    char line[256];
-    vsnprintf(line, sizeof line, fmt, ap);
-    line[strcspn(line, "\n")] = '\0';
-    log_debug("metrics: %s", line);
+    metrics_t *m = cls;
+    vsnprintf(m->last_log, sizeof m->last_log, fmt, ap);
+    m->last_log[strcspn(m->last_log, "\n")] = '\0';
+    log_debug("metrics: %s", m->last_log);
 }
 
 /* Split "HOST:PORT" or "[V6]:PORT" and resolve it (numeric port, or a
@@ -275,8 +278,9 @@ static int s_resolve(const char *bind, struct addrinfo **ai, char *err, size_t e
         h++;
         hlen -= 2;
     }
-    if (!colon || !hlen || hlen >= sizeof host || !colon[1] ||
-        strspn(colon + 1, "0123456789") != strlen(colon + 1) || atol(colon + 1) > 65535) {
+    size_t plen = colon ? strlen(colon + 1) : 0;
+    if (!hlen || hlen >= sizeof host || !plen || plen > 5 ||
+        strspn(colon + 1, "0123456789") != plen || atol(colon + 1) > 65535) {
         snprintf(err, errlen, "--metrics-bind takes HOST:PORT (as 127.0.0.1:9187, [::1]:9187 "
                  "or localhost:0 for a free port), not '%s'", bind);
         return -1;
@@ -299,11 +303,15 @@ metrics_t *metrics_new(const char *bind, bool open, metrics_collect_fn collect,
     struct addrinfo *ai;
     if (s_resolve(bind, &ai, err, errlen) != 0)
         return NULL;
-    char host[INET6_ADDRSTRLEN], port[8];
+    char host[INET6_ADDRSTRLEN];
     metrics_t *m = calloc(1, sizeof *m);
-    if (!m || getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, NULL, 0,
-                          NI_NUMERICHOST) != 0) {
-        snprintf(err, errlen, m ? "--metrics-bind %s: not an address" : "out of memory", bind);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof host, NULL, 0,
+                    NI_NUMERICHOST) != 0) {
+        snprintf(err, errlen, "--metrics-bind %s: not an address", bind);
         goto fail;
     }
     if (!open && !endpoint_loopback(host)) {
@@ -314,25 +322,33 @@ metrics_t *metrics_new(const char *bind, bool open, metrics_collect_fn collect,
     }
     *m = (metrics_t){.collect = collect, .release = release, .ctx = ctx, .fd = -1,
                      .due_ms = UINT64_MAX};
-    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    m->d = MHD_start_daemon(flags, 0, NULL, NULL, s_answer, m,
+    bool v6 = ai->ai_family == AF_INET6;
+    /* No thread (no MHD_USE_INTERNAL_POLLING_THREAD): the caller polls. */
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0);
+    /* (The port is in the address already: MHD names it in its messages.) */
+    uint16_t want = ntohs(v6 ? ((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_port
+                             : ((struct sockaddr_in *)(void *)ai->ai_addr)->sin_port);
+    m->d = MHD_start_daemon(flags, want, NULL, NULL, s_answer, m,
                             MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)MAX_CONNECTIONS,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)IDLE_TIMEOUT_S,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-                            MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, NULL,
+                            MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, m,
                             MHD_OPTION_END);
-    const union MHD_DaemonInfo *fd = m->d ? MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
-    const union MHD_DaemonInfo *pi = m->d ? MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT) : NULL;
+    const union MHD_DaemonInfo *fd = NULL, *pi = NULL;
+    if (m->d) {
+        fd = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_EPOLL_FD);
+        pi = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
+    }
     if (!fd || !pi) {
-        snprintf(err, errlen, "cannot serve metrics on %s: the address is in use or cannot "
-                 "be bound (see the log at debug level)", bind);
+        snprintf(err, errlen, "cannot serve metrics on %s: %s", bind,
+                 m->last_log[0] ? m->last_log : "libmicrohttpd could not start");
         goto fail;
     }
     m->fd = fd->epoll_fd;
-    snprintf(port, sizeof port, "%u", (unsigned)pi->port);
-    snprintf(m->url, sizeof m->url, "http://%s%s%s:%s/metrics", strchr(host, ':') ? "[" : "",
-             host, strchr(host, ':') ? "]" : "", port);
+    bool brackets = strchr(host, ':') != NULL;
+    snprintf(m->url, sizeof m->url, "http://%s%s%s:%u/metrics", brackets ? "[" : "", host,
+             brackets ? "]" : "", (unsigned)pi->port);
     freeaddrinfo(ai);
     return m;
 fail:

@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 struct syncer {
     pthread_t thr;
@@ -25,18 +26,11 @@ struct syncer {
     bool quit;
 };
 
-static uint64_t s_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* Count an fdatasync started at t0 (the caller holds the lock). */
 static void s_count(syncer_t *s, uint64_t t0)
 {
     s->fsyncs++;
-    s->fsync_us += s_now_us() - t0;
+    s->fsync_us += clock_mono_us() - t0;
 }
 
 static void *s_run(void *arg)
@@ -54,7 +48,7 @@ static void *s_run(void *arg)
         int fd = s->fd;
         s->busy = true;
         pthread_mutex_unlock(&s->mu);
-        uint64_t t0 = s_now_us();
+        uint64_t t0 = clock_mono_us();
         int e = fdatasync(fd) == 0 ? 0 : errno;
         pthread_mutex_lock(&s->mu);
         s_count(s, t0);
@@ -134,7 +128,7 @@ int syncer_sync_now(syncer_t *s, int fd, uint64_t lsn)
     pthread_mutex_lock(&s->mu);
     while (s->busy)
         pthread_cond_wait(&s->cv, &s->mu);
-    uint64_t t0 = s_now_us();
+    uint64_t t0 = clock_mono_us();
     int e = fdatasync(fd) == 0 ? 0 : errno;
     s_count(s, t0);
     if (e)

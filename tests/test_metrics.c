@@ -61,7 +61,7 @@ static char *s_render(const msg_stats_t *st)
 static void s_has(const char *text, const char *line)
 {
     if (!strstr(text, line))
-        fail_msg("missing from the metrics text: %s\n---\n%s", line, text);
+        fail_msg("missing from the metrics text: %s\n---\n%s", line, text ? text : "");
 }
 
 /* Every sample's family has exactly one TYPE line and one HELP line before

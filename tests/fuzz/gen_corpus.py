@@ -58,6 +58,10 @@ SEEDS = {
                               "done": 90, "failed": 2, "retried": 3, "lost": 0, "cancelled": 1,
                               "bad": 4, "bad_by": {"body": 3, "limit": 1}, "rejected": 0, "kept": 90,
                               "rss": 10485760, "queues": [QSTAT], "wlist": [WSTAT]}),
+    "stats_rep_metrics": (STATS_REP, {"rid": 3, "uptime": 1000, "queues": [
+        dict(QSTAT, dispatched=12, wait_us=3500, wait=[5, 4, 3, 0])], "wlist": [WSTAT],
+        "slots": 8, "busy": 2, "dispatched": 12, "jbytes": 4096, "jdisk": 8192, "fsyncs": 7,
+        "fsync_us": 1400, "wait_le": [100, 1000, 10000]}),
     "dead": (DEAD, {"rid": 4, "q": "default", "limit": 10}),
     "dead_rep": (DEAD_REP, {"rid": 4, "jobs": [dict(FAILED, state=4, q="default", task="echo")]}),
     "requeue": (REQUEUE, {"rid": 5, "ids": [1234568]}),
