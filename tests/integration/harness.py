@@ -40,6 +40,11 @@ EXIT_JOB_TIMEOUT = 7
 EXIT_UNKNOWN = 8
 
 
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
 def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
     """Poll pred() until it is truthy; fail the test after timeout seconds."""
     deadline = time.monotonic() + timeout
@@ -166,9 +171,9 @@ class Cluster:
         argv += list(args)
         self.broker = self.start("qbroker", argv)
         if wait:
-            wait_for(lambda: os.path.exists(epfile) and open(epfile).read().strip(),
+            wait_for(lambda: os.path.exists(epfile) and read_text(epfile).strip(),
                      what="qbroker to write its endpoint file")
-            self.endpoint = open(epfile).read().split()[0]
+            self.endpoint = read_text(epfile).split()[0]
             self.env["QJOB_BROKER"] = self.endpoint
             wait_for(lambda: self.stats() is not None, what="qbroker to answer stats")
         return self.broker

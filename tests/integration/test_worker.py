@@ -128,6 +128,32 @@ class WorkerTest(harness.ClusterTest):
                  what="the new child in the broker's stats")
         self.assertEqual(self.submit("echo", "after", timeout=30), "after")
 
+    def test_sigkill_mid_run_loses_nothing(self):
+        """SIGKILL a worker process while it runs 100 sleep jobs: all 100
+        complete, each result reaches the client exactly once, and those
+        the dead process held ran again (attempt 2)."""
+        self.c.start_broker("--heartbeat", "200")
+        w = self.c.start_worker("--coros", "100", expect_slots=100)
+        wait_for(lambda: child_pids(w), what="the child's pid in the log")
+        victim = child_pids(w)[0]
+        lines = "".join('{"ms": %d}\n' % (1500 + i) for i in range(100))
+        mapper = self.c.start("qclient-map", [harness.QCLIENT, "map", "sleep", "--inflight", "100",
+                                             "--json", "--timeout", "60"],
+                              stdin=subprocess.PIPE)
+        mapper.p.stdin.write(lines.encode())
+        mapper.p.stdin.close()
+        wait_for(lambda: self.c.stats()["queues"][0]["running"] >= 100, timeout=20,
+                 what="the 100 jobs to run")
+        os.kill(victim, signal.SIGKILL)   # our worker's own child, by pid
+        self.assertEqual(mapper.p.wait(60), 0, mapper.output()[-2000:])
+        results = [json.loads(x) for x in mapper.output().splitlines() if x.startswith("{")]
+        ids = [r["id"] for r in results]
+        self.assertEqual(len(ids), 100)
+        self.assertEqual(len(set(ids)), 100)          # each delivered once
+        self.assertTrue(all(r["status"] == "ok" for r in results))
+        self.assertTrue(all(r["attempts"] == 2 for r in results), [r["attempts"] for r in results])
+        self.assertEqual(self.c.stats()["lost"], 0)
+
     def test_sigterm_drains_running_job(self):
         self.c.start_broker()
         w = self.c.start_worker("--drain-timeout", "30")
