@@ -4,10 +4,8 @@
 # the broker's figures, then stops what it started.
 set -eu
 cd "$(dirname "$0")/.."
-if [ ! -x build/server/qbroker ]; then
-    [ -d build ] || meson setup build >/dev/null
-    meson compile -C build >/dev/null
-fi
+[ -d build ] || meson setup build >/dev/null
+meson compile -C build >/dev/null   # incremental: a no-op when up to date
 B=build/server/qbroker W=build/server/qworker C=build/client/qclient
 RUN=$(mktemp -d /tmp/qjob-quickstart.XXXXXX)
 BROKER_PID= WORKER_PID=
