@@ -484,17 +484,19 @@ static void s_print_stats(json_t *s)
            (long long)s_int(s, "submitted"), (long long)s_int(s, "done"),
            (long long)s_int(s, "failed"), (long long)s_int(s, "retried"),
            (long long)s_int(s, "lost"), (long long)s_int(s, "cancelled"));
-    printf("%-20s %8s %8s %8s %8s %10s %10s %8s %8s\n", "QUEUE", "DEPTH", "DELAYED", "RUNNING",
-           "WORKERS", "SUBMITTED", "DONE", "FAILED", "DEAD");
+    printf("%-20s %8s %8s %8s %8s %10s %10s %8s %8s %10s\n", "QUEUE", "DEPTH", "DELAYED",
+           "RUNNING", "WORKERS", "SUBMITTED", "DONE", "FAILED", "DEAD", "DONE/S");
     size_t i;
     json_t *q;
     json_array_foreach(json_object_get(s, "queues"), i, q) {
-        printf("%-20s %8lld %8lld %8lld %8lld %10lld %10lld %8lld %8lld\n",
+        json_int_t secs = s_int(q, "rate_secs");
+        printf("%-20s %8lld %8lld %8lld %8lld %10lld %10lld %8lld %8lld %10.1f\n",
                json_string_value(json_object_get(q, "name")), (long long)s_int(q, "depth"),
                (long long)s_int(q, "delayed"), (long long)s_int(q, "running"),
                (long long)s_int(q, "workers"), (long long)s_int(q, "submitted"),
                (long long)s_int(q, "done"), (long long)s_int(q, "failed"),
-               (long long)s_int(q, "dead"));
+               (long long)s_int(q, "dead"),
+               secs > 0 ? (double)s_int(q, "done_recent") / (double)secs : 0.0);
     }
     printf("\n%-32s %6s %6s %10s %10s\n", "WORKER", "SLOTS", "BUSY", "DONE", "IDLE_MS");
     json_array_foreach(json_object_get(s, "wlist"), i, q) {

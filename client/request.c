@@ -93,6 +93,8 @@ static json_t *s_stats(const msg_stats_t *s)
         json_object_set_new(x, "compute_us", s_uint(q->compute_us));
         json_object_set_new(x, "dispatched", s_uint(q->dispatched));
         json_object_set_new(x, "wait_us", s_uint(q->wait_us));
+        json_object_set_new(x, "done_recent", s_uint(q->done_recent));
+        json_object_set_new(x, "rate_secs", s_uint(q->rate_secs));
         json_object_set_new(x, "wait", s_uints(q->wait, q->nwait));
         json_array_append_new(qs, x);
     }

@@ -187,6 +187,8 @@ typedef struct msg_qstat {
     uint64_t comm_us;     /* sum over done jobs: life minus compute (µs) */
     uint64_t compute_us;  /* sum over done jobs: finished - started (µs) */
     uint64_t dispatched;  /* jobs leased to workers (each attempt) */
+    uint64_t done_recent; /* jobs done in about the last rate_secs seconds */
+    uint64_t rate_secs;   /* the window of done_recent */
     uint64_t wait_us;     /* sum over those: time ready in the queue (µs) */
     const uint64_t *wait; /* those by that time, in the buckets of msg_stats_t.wait_le */
     uint32_t nwait;       /* nwait_le + 1 (the last: above every bound); 0 = not sent */

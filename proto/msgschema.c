@@ -99,6 +99,8 @@ static const msgschema_field_t s_qstat_f[] = {
     FU("compute_us", msg_qstat_t, compute_us, MS_ALL),
     FU("dispatched", msg_qstat_t, dispatched, 0),
     FU("wait_us", msg_qstat_t, wait_us, 0),
+    FU("done_recent", msg_qstat_t, done_recent, 0),
+    FU("rate_secs", msg_qstat_t, rate_secs, 0),
     FL("wait", MS_IDS, msg_qstat_t, wait, nwait, 0, 0, QJ_MAX_BUCKETS + 1, NULL),
 };
 static const msgschema_t s_qstat = SCHEMA("queue", msg_qstat_t, s_qstat_f);

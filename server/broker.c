@@ -412,6 +412,12 @@ static void s_flush(broker_t *b)
 
 static void s_tick(broker_t *b)
 {
+    uint64_t sec = b->now_ms / 1000;
+    if (sec != b->rate_sec) {
+        b->rate_sec = sec;
+        for (uint32_t i = 0; i < b->nqueues; i++)
+            queue_sample_done(b->qlist[i], sec);
+    }
     peer_t *next;
     for (peer_t *p = peers_first(b->peers); p; p = next) {
         next = p->next;

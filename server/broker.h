@@ -83,6 +83,7 @@ typedef struct broker {
     htab_t *queues;             /* queue_t by name */
     queue_t **qlist;            /* the same, in creation order (STATS) */
     uint32_t nqueues, capqueues;
+    uint64_t rate_sec;          /* second of the last done-rate sample */
     theap_t *timers;            /* DELAYED jobs by due time */
     uint64_t mem_bytes;         /* job_bytes of every job held (--max-memory) */
 

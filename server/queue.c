@@ -72,6 +72,18 @@ void queue_note_wait(queue_t *self, uint64_t us)
     self->dispatched++;
 }
 
+void queue_sample_done(queue_t *self, uint64_t sec)
+{
+    self->done_at[sec % QUEUE_RATE_SECS] = self->done;
+}
+
+uint64_t queue_done_recent(const queue_t *self, uint64_t sec)
+{
+    /* The oldest sample in the ring; a queue younger than the ring has
+     * zeros there, which is what `done` was when it was created. */
+    return self->done - self->done_at[(sec + 1) % QUEUE_RATE_SECS];
+}
+
 job_t *queue_peek(const queue_t *self)
 {
     for (int w = 3; w >= 0; w--)

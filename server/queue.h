@@ -22,6 +22,9 @@
 
 struct peer;
 
+/* The recent rate is jobs done over this many seconds. */
+#define QUEUE_RATE_SECS 10
+
 /* Buckets of the dispatch wait histogram, besides the last (unbounded). */
 #define QUEUE_WAIT_BOUNDS 19
 
@@ -45,6 +48,7 @@ typedef struct queue {
     uint64_t dispatched;        /* jobs leased to a worker (the sum of wait[]) */
     uint64_t wait[QUEUE_WAIT_BOUNDS + 1]; /* those by dispatch wait (queue_note_wait) */
     uint64_t wait_us;           /* the sum of their waits */
+    uint64_t done_at[QUEUE_RATE_SECS]; /* `done` at each of the last seconds (ring) */
     /* workers serving it, for dispatch */
     struct peer **workers;
     uint32_t nworkers, capworkers;
@@ -80,6 +84,12 @@ void queue_remove(queue_t *self, job_t *job);
 
 /* Count a job leased to a worker after us µs ready in the queue. */
 void queue_note_wait(queue_t *self, uint64_t us);
+
+/* Once a second (sec = seconds since some epoch): remember `done`, so that
+ * queue_done_recent can tell how many jobs were done in about the last
+ * QUEUE_RATE_SECS seconds. */
+void queue_sample_done(queue_t *self, uint64_t sec);
+uint64_t queue_done_recent(const queue_t *self, uint64_t sec);
 
 /* Add a worker to the queue's list.  Returns 0, or -1 if out of memory. */
 int queue_add_worker(queue_t *self, struct peer *worker);

@@ -30,7 +30,9 @@ static void s_queues(const broker_t *b, msg_stats_t *st)
             .running = q->running, .workers = q->nworkers, .submitted = q->submitted,
             .done = q->done, .failed = q->failed, .retried = q->retried, .dead = q->dead,
             .comm_us = q->comm_us, .compute_us = q->compute_us, .dispatched = q->dispatched,
-            .wait_us = q->wait_us, .wait = q->wait, .nwait = QUEUE_WAIT_BOUNDS + 1};
+            .wait_us = q->wait_us, .wait = q->wait, .nwait = QUEUE_WAIT_BOUNDS + 1,
+            .done_recent = queue_done_recent(q, b->now_ms / 1000),
+            .rate_secs = QUEUE_RATE_SECS};
         st->dispatched += q->dispatched;
     }
     st->nqueues = b->nqueues;

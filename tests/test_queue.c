@@ -123,6 +123,27 @@ static void test_wait_histogram(void **state)
     queue_destroy(&q);
 }
 
+/* The recent rate counts what was done in the last QUEUE_RATE_SECS seconds
+ * of samples, not since start. */
+static void test_done_rate(void **state)
+{
+    (void)state;
+    queue_t *q = queue_new("q", 1);
+    uint64_t sec = 1000;
+    queue_sample_done(q, sec);
+    q->done = 50;                                   /* a young queue: all of it */
+    assert_int_equal(queue_done_recent(q, sec), 50);
+    for (int i = 0; i < QUEUE_RATE_SECS; i++) {     /* 5 a second for a while */
+        queue_sample_done(q, ++sec);
+        q->done += 5;
+    }
+    assert_int_equal(queue_done_recent(q, sec), 5 * QUEUE_RATE_SECS);
+    for (int i = 0; i < QUEUE_RATE_SECS; i++)       /* then nothing */
+        queue_sample_done(q, ++sec);
+    assert_int_equal(queue_done_recent(q, sec), 0);
+    queue_destroy(&q);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_remove_and_front),
         cmocka_unit_test(test_workers),
         cmocka_unit_test(test_wait_histogram),
+        cmocka_unit_test(test_done_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -243,10 +243,13 @@ class ClientTest(harness.ClusterTest):
         self.assertEqual(s["bad"], 0)
         q = [q for q in s["queues"] if q["name"] == "default"][0]
         self.assertGreaterEqual(q["done"], 1)
+        # The recent rate: all jobs of this young queue were done within its window.
+        self.assertEqual(q["rate_secs"], 10)
+        self.assertEqual(q["done_recent"], q["done"])
         self.assertEqual(sum(w["slots"] for w in s["wlist"]), 1)
         table = self.c.qclient("stats", check=EXIT_OK).stdout
         for word in ("QUEUE", "DEPTH", "RUNNING", "DONE", "FAILED", "WORKER", "SLOTS", "BUSY",
-                     "default", "bad frames: 0"):
+                     "DONE/S", "default", "bad frames: 0"):
             self.assertIn(word, table)
         self.assertIn(s["wlist"][0]["name"], table)
 

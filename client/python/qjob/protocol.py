@@ -445,7 +445,8 @@ JOB_STATE = _Shape(dict(RESULT, st=_U8, state=_F("uint", True, hi=U8),
 RESULT = _Shape(RESULT)
 QUEUE_STAT = _Shape(dict({k: _UINT for k in ("depth", "delayed", "running", "workers", "submitted",
                                       "done", "failed", "retried", "dead", "comm_us",
-                                      "compute_us", "dispatched", "wait_us")},
+                                      "compute_us", "dispatched", "wait_us", "done_recent",
+                                      "rate_secs")},
                   name=_F("str", True, 1, MAX_QUEUE_NAME), wait=_F("ids", hi=MAX_BUCKETS + 1)))
 WORKER_STAT = _Shape({"name": _F("str", True, 0, MAX_NAME), "slots": _U32, "busy": _U32,
                       "done": _UINT, "idle_ms": _UINT})
