@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config meson ninja-build
   libzmq3-dev libsodium-dev libmsgpack-dev libjansson-dev libcmocka-dev
-  valgrind clang python3 python3-zmq python3-msgpack
+  valgrind clang libclang-rt-14-dev python3 python3-zmq python3-msgpack
   libinih-dev help2man iproute2 libmicrohttpd-dev curl"
 if [ "$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
