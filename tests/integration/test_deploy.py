@@ -66,13 +66,6 @@ def read(path):
         return ""
 
 
-def has_config_hook(prog):
-    """Does the program read --config yet (the one-line hook in its main)?"""
-    r = subprocess.run([prog, "--config", "/nonexistent/qjob.conf", "--version"],
-                       capture_output=True, text=True, timeout=10)
-    return "cannot open configuration file" in r.stderr
-
-
 class InstallTest(unittest.TestCase):
     """meson install --destdir into a temp dir: the exact list of files."""
 
@@ -259,11 +252,14 @@ class ConfigFileTest(harness.ClusterTest):
 
     def setUp(self):
         super().setUp()
-        for prog in (QBROKER, QWORKER):
-            if not has_config_hook(prog):
-                self.skipTest("%s does not read --config yet (cfg_apply_or_exit hook missing)"
-                              % os.path.basename(prog))
         self.c.env.pop("QJOB_CONFIG", None)
+
+    def test_missing_config_file_is_an_error(self):
+        for prog in (QBROKER, QWORKER):
+            r = subprocess.run([prog, "--config", "/nonexistent/qjob.conf", "--version"],
+                               capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("cannot open configuration file", r.stderr)
 
     def write(self, name, text):
         path = self.c.path(name)
