@@ -57,6 +57,8 @@ struct sched {
     uint64_t timer_seq;         /* next task.seq */
     task_t *tasks;              /* all live tasks */
     size_t count;
+    sched_resume_fn hook;       /* around each resume, or NULL */
+    void *hook_arg;
 };
 
 /* The task sched_run is resuming on this thread, NULL between resumes. */
@@ -272,6 +274,13 @@ void sched_set_clock(sched_t *s, sched_clock_fn fn, void *arg)
     s->clock_arg = arg;
 }
 
+void sched_set_resume_hook(sched_t *s, sched_resume_fn fn, void *arg)
+{
+    assert(s);
+    s->hook = fn;
+    s->hook_arg = arg;
+}
+
 coro_t *sched_spawn(sched_t *s, coro_fn fn, void *arg, void (*on_exit)(void *arg))
 {
     assert(s && fn);
@@ -312,7 +321,11 @@ size_t sched_run(sched_t *s)
         assert(t);
         t->state = TASK_RUNNING;
         s_running = t;
+        if (s->hook)
+            s->hook(s->hook_arg, t->arg, true);
         bool alive = coro_resume(t->co);
+        if (s->hook)
+            s->hook(s->hook_arg, t->arg, false);
         s_running = NULL;
         resumes++;
         if (!alive) {

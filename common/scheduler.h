@@ -35,6 +35,15 @@ void sched_destroy(sched_t **self_p);
 /* Replace the clock (default CLOCK_MONOTONIC in ms). */
 void sched_set_clock(sched_t *s, sched_clock_fn fn, void *arg);
 
+/* Called on the host's stack around every resume: with resuming true just
+ * before a coroutine runs, false once it has given the turn back (or
+ * ended); co_arg is the arg it was spawned with.  For a watchdog that
+ * must know which coroutine holds the thread. */
+typedef void (*sched_resume_fn)(void *hook_arg, void *co_arg, bool resuming);
+
+/* Set (or with NULL, clear) the resume hook. */
+void sched_set_resume_hook(sched_t *s, sched_resume_fn fn, void *arg);
+
 /* Create a coroutine running fn(arg) and make it runnable.  on_exit, if
  * not NULL, is called with arg on the host's stack after fn returns and
  * before the coroutine is freed.  Returns the coroutine (owned by the

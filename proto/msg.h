@@ -239,6 +239,8 @@ typedef struct msg {
     msg_bytes_t *queues;      /* worker: queues served; none = "default" */
     uint32_t nqueues;
     uint32_t credit;          /* HELLO(worker), CREDIT, RESULTS: slots granted */
+    msg_bytes_t replaces;     /* HELLO(worker): name of the killed worker process this
+                                 one replaces; its timed-out job ids are in ids */
 
     /* WELCOME */
     uint32_t heartbeat_ms;    /* WELCOME: interval; HELLO: the peer's wish */
@@ -265,7 +267,8 @@ typedef struct msg {
     msg_result_t *results;
     uint32_t nresults;
 
-    /* AWAIT, STATUS, CANCEL, TOUCH, REQUEUE */
+    /* AWAIT, STATUS, CANCEL, TOUCH, REQUEUE; HELLO: the replaced process's
+     * jobs that ran past their timeout ("timedout") */
     uint64_t *ids;
     uint32_t nids;
 

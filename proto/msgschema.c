@@ -128,6 +128,8 @@ static const msgschema_field_t s_hello_f[] = {
     FL("queues", MS_NAMES, msg_t, queues, nqueues, 0, 0, QJ_MAX_QUEUES, NULL),
     FU("credit", msg_t, credit, 0),
     FU("hb", msg_t, heartbeat_ms, 0),
+    FS("replaces", msg_t, replaces, 0, 1, QJ_MAX_NAME),
+    FL("timedout", MS_IDS, msg_t, ids, nids, 0, 0, QJ_MAX_BATCH, NULL),
 };
 static const msgschema_field_t s_welcome_f[] = {
     FU("hb", msg_t, heartbeat_ms, MS_REQ),

@@ -86,6 +86,32 @@ static void s_credit(broker_t *b, peer_t *p, uint32_t credit)
             broker_mark_queue(b, p->queues[i]);
 }
 
+/* A worker process that replaces one its supervisor killed (for a job that
+ * ran past its timeout without yielding): end those jobs as timeout (or
+ * retry them), then forget the dead connection now rather than after
+ * its missed heartbeats; its other jobs go back to their queues. */
+static void s_replaces(broker_t *b, peer_t *p, const msg_t *m)
+{
+    peer_t *old = peers_first(b->peers);
+    while (old && (old == p || old->role != MSG_ROLE_WORKER ||
+                   strlen(old->name) != m->replaces.len ||
+                   memcmp(old->name, m->replaces.ptr, m->replaces.len) != 0))
+        old = old->next;
+    if (!old) {
+        log_debug("worker %s replaces %.*s, gone already", p->name, (int)m->replaces.len,
+                  m->replaces.ptr);
+        return;
+    }
+    static const char why[] = "ran past its timeout without yielding: its worker process "
+                              "was killed";
+    for (uint32_t i = 0; i < m->nids; i++) {
+        msg_result_t r = {.id = m->ids[i], .st = MSG_ST_TIMEOUT,
+                          .error = {why, (uint32_t)sizeof why - 1}};
+        dispatch_result(b, old, &r);
+    }
+    broker_forget_peer(b, old, true, "its worker process was killed and replaced");
+}
+
 /* key: the connection's CURVE key (zap_admit), or NULL without CURVE. */
 static void s_hello(broker_t *b, const void *rid, size_t rid_len, peer_t *p, const msg_t *m,
                     const char *key)
@@ -150,6 +176,8 @@ static void s_hello(broker_t *b, const void *rid, size_t rid_len, peer_t *p, con
         s_credit(b, p, m->credit);
         log_info("worker %s joined (credit %u, %u queue%s, first '%s')", p->name, m->credit,
                  p->nqueues, p->nqueues == 1 ? "" : "s", p->queues[0]->name);
+        if (m->replaces.ptr)
+            s_replaces(b, p, m);
     } else {
         log_info("client %s joined", p->name);
     }

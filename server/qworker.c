@@ -281,6 +281,7 @@ static int s_child(int index, void *arg)
         .max_jobs = c->max_jobs, .max_rss = c->max_rss_mb << 20,
         .drain_ms = (uint32_t)(c->drain_s * 1000), .reg = c->reg,
         .curve = c->curve ? &c->keys : NULL,
+        .watch = super_child_watch(),
     };
     char err[300];
     wproc_t *w = wproc_new(&o, err, sizeof err);

@@ -4,12 +4,14 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,17 +27,24 @@
 #define BACKOFF_RESET_MS 30000
 /* After a second stop request, children get this long before SIGKILL. */
 #define QUIT_GRACE_MS 3000
+/* A job this far past its timeout without yielding gets its process
+ * killed; the child's own timer stops jobs that do yield. */
+#define WATCH_GRACE_MS 500
+/* How often the supervisor looks at the watches. */
+#define WATCH_EVERY_MS 100
 
 typedef struct slot {
     pid_t pid;                /* 0 when not running */
     uint64_t started;         /* mono ms */
     uint64_t restart_at;      /* mono ms when to start it again; 0 = not waiting */
     uint32_t backoff_ms;      /* next delay after a quick death */
+    bool timed_out;           /* killed for a job past its timeout */
 } slot_t;
 
 struct super {
     super_opts_t o;
     slot_t *slots;
+    super_watch_t *watches;   /* one per slot, shared with the children */
     int alive;                /* children running */
     bool stopping;
     bool killed;              /* SIGKILL sent after the grace time */
@@ -47,6 +56,8 @@ struct super {
 
 /* Write end of the signal pipe while super_run runs. */
 static int s_sig_w = -1;
+/* In a child: its watch. */
+static super_watch_t *s_watch;
 
 static void s_on_signal(int sig)
 {
@@ -70,6 +81,14 @@ super_t *super_new(const super_opts_t *o)
         free(s);
         return NULL;
     }
+    /* Before any fork, so that every child shares it; zero-filled. */
+    s->watches = mmap(NULL, (size_t)o->procs * sizeof *s->watches, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s->watches == MAP_FAILED) {
+        free(s->slots);
+        free(s);
+        return NULL;
+    }
     for (int i = 0; i < o->procs; i++)
         s->slots[i].backoff_ms = BACKOFF_FIRST_MS;
     s->sig_r = s->sig_w = -1;
@@ -81,14 +100,21 @@ void super_destroy(super_t **self_p)
     if (!self_p || !*self_p)
         return;
     super_t *s = *self_p;
+    munmap(s->watches, (size_t)s->o.procs * sizeof *s->watches);
     free(s->slots);
     free(s);
     *self_p = NULL;
 }
 
-/* In the child, between fork and the child function. */
-static void s_child_setup(super_t *s, const sigset_t *mask)
+super_watch_t *super_child_watch(void)
 {
+    return s_watch;
+}
+
+/* In the child, between fork and the child function. */
+static void s_child_setup(super_t *s, int i, const sigset_t *mask)
+{
+    s_watch = &s->watches[i];
     signal(SIGTERM, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGINT, SIG_IGN);
@@ -121,10 +147,14 @@ static void s_spawn(super_t *s, int i)
     /* Blocked across fork, so the child cannot run our handlers (they
      * write to our pipe) before it has set up its own. */
     sigprocmask(SIG_BLOCK, &block, &old);
+    /* What a killed child had posted must not get its successor killed
+     * (killed_id stays, for the successor to report). */
+    atomic_store(&s->watches[i].job_id, 0);
+    atomic_store(&s->watches[i].deadline_ms, 0);
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
-        s_child_setup(s, &old);
+        s_child_setup(s, i, &old);
         exit(s->o.child(i, s->o.arg));
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
@@ -139,6 +169,7 @@ static void s_spawn(super_t *s, int i)
     }
     sl->pid = pid;
     sl->started = now;
+    sl->timed_out = false;
     s->alive++;
     log_info("worker process %d started (pid %ld)", i, (long)pid);
 }
@@ -193,15 +224,19 @@ static void s_exited(super_t *s, int i, int wstatus)
         s_stop(s, "configuration error");
         return;
     }
-    bool clean = WIFEXITED(wstatus) && (WEXITSTATUS(wstatus) == WPROC_EXIT_RECYCLE ||
-                                        WEXITSTATUS(wstatus) == WPROC_EXIT_OK);
+    /* A child killed for a job past its timeout was not crashing. */
+    bool clean = sl->timed_out ||
+                 (WIFEXITED(wstatus) && (WEXITSTATUS(wstatus) == WPROC_EXIT_RECYCLE ||
+                                         WEXITSTATUS(wstatus) == WPROC_EXIT_OK));
     /* A clean exit was asked for (recycling, or a SIGTERM sent to the
      * child itself): replace it at once. */
     if (clean || lived >= BACKOFF_RESET_MS)
         sl->backoff_ms = BACKOFF_FIRST_MS;
     uint32_t delay = clean ? 0 : s_backoff(sl);
     char how[96];
-    if (WIFSIGNALED(wstatus))
+    if (sl->timed_out)
+        snprintf(how, sizeof how, "was killed for a job past its timeout");
+    else if (WIFSIGNALED(wstatus))
         snprintf(how, sizeof how, "was killed by signal %d (%s)", WTERMSIG(wstatus),
                  strsignal(WTERMSIG(wstatus)));
     else if (WEXITSTATUS(wstatus) == WPROC_EXIT_RECYCLE)
@@ -227,6 +262,30 @@ static void s_reap(super_t *s)
                 s_exited(s, i, wstatus);
                 break;
             }
+}
+
+/* Kill the children stuck in a job WATCH_GRACE_MS past its timeout.
+ * Children post jobs without telling us: we look every WATCH_EVERY_MS. */
+static void s_watch_jobs(super_t *s, uint64_t now)
+{
+    for (int i = 0; i < s->o.procs && !s->stopping; i++) {
+        slot_t *sl = &s->slots[i];
+        super_watch_t *w = &s->watches[i];
+        uint64_t id = atomic_load(&w->job_id);
+        uint64_t deadline = atomic_load(&w->deadline_ms);
+        if (sl->pid <= 0 || sl->timed_out || !id || !deadline)
+            continue;
+        if (now < deadline + WATCH_GRACE_MS)
+            continue;
+        /* The child may have moved on between the two loads. */
+        if (atomic_load(&w->job_id) != id)
+            continue;
+        log_warn("job %" PRIu64 " ran past its timeout by %" PRIu64 " ms without yielding: "
+                 "killing worker process %d (pid %ld)", id, now - deadline, i, (long)sl->pid);
+        atomic_store(&w->killed_id, id);
+        sl->timed_out = true;
+        kill(sl->pid, SIGKILL);
+    }
 }
 
 /* Start the children whose time has come; returns ms until the next one
@@ -272,6 +331,9 @@ int super_run(super_t *s)
             break;
         uint64_t now = clock_mono_ms();
         long timeout = s_restarts(s, now);
+        s_watch_jobs(s, now);
+        if (!s->stopping && (timeout < 0 || timeout > WATCH_EVERY_MS))
+            timeout = WATCH_EVERY_MS;
         if (s->stopping && !s->killed) {
             if (now >= s->kill_at) {
                 log_warn("%d worker processes still running after the grace time: killing "

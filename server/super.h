@@ -17,12 +17,31 @@
  * (PR_SET_PDEATHSIG), and ignore SIGINT (a terminal's Ctrl-C reaches the
  * whole process group; the supervisor alone decides).
  *
+ * A job that runs past its timeout without yielding blocks its whole
+ * process: each child has a watch (super_child_watch) in memory shared
+ * with the supervisor, where it posts the job it is resuming and that
+ * job's deadline.  When a deadline is WATCH_GRACE_MS past and the same job
+ * is still there, the supervisor SIGKILLs the child, leaves the job's id in
+ * killed_id for the replacement (which tells the broker: the job then ends
+ * as timeout, not lost) and replaces it at once (not a crash: no backoff).
+ *
  * Signals only ever go to the supervisor's own children, by pid.
  */
 #ifndef QJ_SUPER_H
 #define QJ_SUPER_H
 
+#include <stdatomic.h>
 #include <stdint.h>
+
+#include "qjlimits.h"
+
+/* One child's watch, shared with the supervisor (MAP_SHARED). */
+typedef struct super_watch {
+    _Atomic uint64_t job_id;      /* job being resumed; 0 = none */
+    _Atomic uint64_t deadline_ms; /* mono ms its timeout ends; 0 = none */
+    _Atomic uint64_t killed_id;   /* job the previous child was killed for; 0 = none */
+    char name[QJ_MAX_NAME + 1];   /* the child's worker name, for its replacement */
+} super_watch_t;
 
 typedef struct super super_t;
 
@@ -47,5 +66,8 @@ void super_destroy(super_t **self_p);
  * length of the call.  Returns the program's exit status: 0 after a
  * stop, 2 if a child reported a configuration error, 1 on a system error. */
 int super_run(super_t *s);
+
+/* In a child: its watch; NULL outside super_run's children. */
+super_watch_t *super_child_watch(void);
 
 #endif

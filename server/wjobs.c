@@ -48,6 +48,7 @@ struct job {
     uint32_t attempt;
     uint32_t timeout_ms;       /* 0 = none */
     uint64_t deadline;         /* mono ms when it times out; 0 = none or passed */
+    uint64_t limit;            /* the same, kept once passed: for the supervisor */
     bool blocked;              /* waits for sub-jobs: its slot is lent */
     bool prog;                 /* a progress report waits to be sent */
     int ret;                   /* what the task returned */
@@ -352,7 +353,7 @@ static void s_start(wjobs_t *s)
         }
         s->active++;
         if (j->timeout_ms) {
-            j->deadline = clock_mono_ms() + j->timeout_ms;
+            j->deadline = j->limit = clock_mono_ms() + j->timeout_ms;
             s->ntimed++;
         }
         log_debug("job %" PRIu64 " (%s) started, attempt %" PRIu32, j->id, j->task, j->attempt);
@@ -391,6 +392,25 @@ static void s_copy(char *dst, size_t cap, msg_bytes_t b)
     dst[n] = '\0';
 }
 
+/* The scheduler's resume hook (with a watch): posts the job of the runner
+ * about to run, if it has a timeout, so that the supervisor can kill this
+ * process if the job keeps the thread past it; clears it after. */
+static void s_on_resume(void *arg, void *co_arg, bool resuming)
+{
+    wjobs_t *s = arg;
+    super_watch_t *w = s->o.watch;
+    if (resuming) {
+        const job_t *j = ((runner_t *)co_arg)->job;
+        if (j && j->limit) {
+            atomic_store(&w->deadline_ms, j->limit);
+            atomic_store(&w->job_id, j->id);
+        }
+    } else if (atomic_load_explicit(&w->job_id, memory_order_relaxed)) {
+        atomic_store(&w->job_id, 0);
+        atomic_store(&w->deadline_ms, 0);
+    }
+}
+
 /* ----------------------------------------------------------------- public */
 
 wjobs_t *wjobs_new(const wjobs_opts_t *o)
@@ -406,6 +426,8 @@ wjobs_t *wjobs_new(const wjobs_opts_t *o)
         free(s);
         return NULL;
     }
+    if (o->watch)
+        sched_set_resume_hook(s->sched, s_on_resume, s);
     return s;
 }
 
@@ -464,7 +486,7 @@ int wjobs_take(wjobs_t *s, const msg_job_t *mj)
     j->id = mj->id;
     j->attempt = mj->attempt;
     j->timeout_ms = mj->timeout_ms;
-    j->deadline = 0;
+    j->deadline = j->limit = 0;
     j->t_submit = mj->t_submit;
     j->t_start = j->t_finish = 0;
     j->blocked = j->prog = false;

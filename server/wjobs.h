@@ -39,6 +39,7 @@
 
 #include "msg.h"
 #include "qjob.h"
+#include "super.h"
 
 typedef struct wjobs wjobs_t;
 
@@ -58,6 +59,8 @@ typedef struct wjobs_opts {
     qj_client *client;           /* embedded client for sub-jobs (borrowed), or NULL */
     unsigned prefetch_max;       /* > prefetch: adapt prefetch up to this; else fixed */
     uint64_t max_jobs;           /* take no more jobs than this in all; 0 = no limit */
+    super_watch_t *watch;        /* post each resumed job that has a timeout there
+                                    (super.h), or NULL */
 } wjobs_opts_t;
 
 /* How the set sends a message (PROGRESS, RESULTS, CREDIT).  Returns 0 or -1. */

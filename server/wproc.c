@@ -41,6 +41,9 @@ struct wproc {
     uint32_t hb_ms, live;      /* from WELCOME */
     uint64_t last_in, last_out;/* mono ms of the last message each way */
     bool hello_sent;           /* HELLO sent, WELCOME not yet */
+    uint64_t timedout;         /* job the previous process was killed for, told
+                                  in HELLO until WELCOME; 0 = none */
+    char replaces[QJ_MAX_NAME + 1]; /* that process's worker name */
 
     bool draining;
     bool quit;                 /* leave the loop now */
@@ -100,6 +103,11 @@ static void s_hello(wproc_t *w)
                .name = {w->o.name, (uint32_t)strlen(w->o.name)},
                .queues = w->o.nqueues ? qs : NULL, .nqueues = (uint32_t)w->o.nqueues,
                .credit = credit};
+    if (w->timedout) {
+        m.replaces = (msg_bytes_t){w->replaces, (uint32_t)strlen(w->replaces)};
+        m.ids = &w->timedout;
+        m.nids = 1;
+    }
     s_send(w, &m);
     if (w->draining) {
         msg_t bye = {.cmd = MSG_BYE, .drain = true};
@@ -182,6 +190,7 @@ static void s_on_message(wproc_t *w, const msg_t *m)
             log_info("worker %s serving %s (heartbeat %" PRIu32 " ms, liveness %" PRIu32 ")",
                      w->o.name, w->o.broker, w->hb_ms, w->live);
         w->hello_sent = false;
+        w->timedout = 0;   /* the broker has ended it */
         qj_client_feed(w->client, m);   /* it resends what a reconnect lost */
         break;
     case MSG_JOBS:
@@ -439,8 +448,20 @@ wproc_t *wproc_new(const wproc_opts_t *o, char *err, size_t errlen)
     qj_embed_ops ops = {s_send_frame, s_current_job, s_block, s_unblock, s_stopping, w};
     w->reader = msg_reader_new();
     w->client = qj_client_new_embedded(&ops);
+    if (o->watch) {
+        /* Take over the report of the process this one replaces, then
+         * leave our own name for the next. */
+        w->timedout = atomic_exchange(&o->watch->killed_id, 0);
+        if (w->timedout) {
+            memcpy(w->replaces, o->watch->name, sizeof w->replaces);
+            w->replaces[QJ_MAX_NAME] = '\0';
+            log_warn("worker process %s replaces %s, killed for job %" PRIu64 " (past its "
+                     "timeout)", o->name, w->replaces, w->timedout);
+        }
+        snprintf(o->watch->name, sizeof o->watch->name, "%s", o->name);
+    }
     wjobs_opts_t jo = {o->coros, o->prefetch, o->stack_size, o->name, o->reg, w->client,
-                       o->prefetch_max, o->max_jobs};
+                       o->prefetch_max, o->max_jobs, o->watch};
     w->jobs = w->client ? wjobs_new(&jo) : NULL;
     if (!w->reader || !w->client || !w->jobs) {
         snprintf(err, errlen, "out of memory");

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "keys.h"
+#include "super.h"
 #include "registry.h"
 
 /* Exit statuses of a worker process, read by the supervisor. */
@@ -47,6 +48,9 @@ typedef struct wproc_opts {
     const qj_registry *reg;         /* the tasks (borrowed, must outlive the wproc) */
     const keys_client_t *curve;     /* CURVE keys (borrowed), or NULL for none */
     unsigned prefetch_max;          /* > prefetch: adaptive prefetch up to this (wjobs.h) */
+    super_watch_t *watch;           /* the supervisor's watch on this process, or NULL:
+                                       running jobs are posted there, and a job the
+                                       previous process was killed for is reported */
 } wproc_opts_t;
 
 typedef struct wproc wproc_t;

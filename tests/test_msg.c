@@ -183,6 +183,7 @@ static void msg_eq(const msg_t *a, const msg_t *b)
     assert_int_equal(a->role, b->role);
     bytes_eq(a->name, b->name, "name");
     bytes_eq(a->cid, b->cid, "cid");
+    bytes_eq(a->replaces, b->replaces, "replaces");
     assert_int_equal(a->nqueues, b->nqueues);
     for (uint32_t i = 0; i < a->nqueues; i++) bytes_eq(a->queues[i], b->queues[i], "queues");
     assert_int_equal(a->credit, b->credit);
@@ -317,6 +318,9 @@ static void fixture(uint8_t cmd, bool full, msg_t *m)
             m->nqueues = 2;
             m->credit = 8;
             m->heartbeat_ms = 500;
+            m->replaces = B("host:41/0");
+            m->ids = s_ids;
+            m->nids = 3;
         }
         break;
     case MSG_WELCOME:

@@ -630,6 +630,46 @@ static void test_real_clock_short_sleep(void **state)
     sched_destroy(&s);
 }
 
+/* The resume hook brackets every resume, with the coroutine's arg. */
+typedef struct {
+    void *cur;       /* arg of the coroutine being resumed, or NULL */
+    size_t pairs;    /* resumes bracketed */
+} hook_log_t;
+
+static void s_hook(void *arg, void *co_arg, bool resuming)
+{
+    hook_log_t *h = arg;
+    if (resuming) {
+        assert_null(h->cur);
+        h->cur = co_arg;
+    } else {
+        assert_ptr_equal(h->cur, co_arg);
+        h->cur = NULL;
+        h->pairs++;
+    }
+}
+
+static void test_resume_hook(void **state)
+{
+    fixture_t *f = *state;
+    hook_log_t h = {NULL, 0};
+    sched_set_resume_hook(f->s, s_hook, &h);
+    log_t log = {.n = 0};
+    actor_t a[2];
+    size_t resumes = 0;
+    for (int i = 0; i < 2; i++) {
+        a[i] = (actor_t){.id = i + 1, .log = &log};
+        assert_non_null(sched_spawn(f->s, s_yield_body, &a[i], NULL));
+    }
+    resumes += sched_run(f->s);
+    assert_int_equal(h.pairs, resumes);
+    sched_set_resume_hook(f->s, NULL, NULL);
+    while (sched_count(f->s))
+        sched_run(f->s);
+    assert_int_equal(h.pairs, resumes);   /* cleared: no more calls */
+    assert_null(h.cur);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, s_setup, s_teardown)
 
 int main(void)
@@ -653,6 +693,7 @@ int main(void)
         T(test_current),
         T(test_destroy_with_parked_coroutines),
         T(test_real_clock_short_sleep),
+        T(test_resume_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

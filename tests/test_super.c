@@ -1,7 +1,8 @@
 /* test_super.c -- the supervisor: restarts, recycling, configuration
- * errors, drain on SIGTERM.  Each test forks a process that runs
- * super_run over small child functions; the children report their pids
- * on a pipe, and the test signals the supervisor by pid. */
+ * errors, drain on SIGTERM, a child stuck in a job past its timeout.  Each
+ * test forks a process that runs super_run over small child functions; the
+ * children report their pids on a pipe, and the test signals the
+ * supervisor by pid. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,11 +16,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "super.h"
 #include "wproc.h"
 
-typedef enum { RECYCLE, CONFIG, KILLED, SERVE } child_mode_t;
+typedef enum { RECYCLE, CONFIG, KILLED, SERVE, STUCK } child_mode_t;
 
 typedef struct child_cfg {
     int fd;          /* write end: children send their pid, and 0 on SIGTERM */
@@ -54,6 +56,19 @@ static int s_child(int index, void *arg)
     case RECYCLE: return WPROC_EXIT_RECYCLE;
     case CONFIG: return WPROC_EXIT_CONFIG;
     case KILLED: raise(SIGKILL); return WPROC_EXIT_FAIL;
+    case STUCK: {
+        /* Say which job the previous child was killed for (as a pid_t),
+         * then post job 42 as past its deadline and never give the
+         * thread back. */
+        super_watch_t *w = super_child_watch();
+        pid_t killed = (pid_t)atomic_exchange(&w->killed_id, 0);
+        if (write(c->fd, &killed, sizeof killed) != sizeof killed)
+            return WPROC_EXIT_FAIL;
+        atomic_store(&w->deadline_ms, clock_mono_ms());
+        atomic_store(&w->job_id, 42);
+        for (;;)
+            pause();
+    }
     case SERVE:
         while (!g_term)
             sigsuspend(&old);
@@ -136,6 +151,21 @@ static void test_killed_child_is_restarted(void **state)
     close(fd);
 }
 
+static void test_stuck_job_gets_its_child_killed(void **state)
+{
+    (void)state;
+    int fd;
+    pid_t sup = s_start(1, STUCK, &fd);
+    pid_t a = s_read_pid(fd);
+    assert_int_equal(s_read_pid(fd), 0);    /* the first child: nothing to report */
+    pid_t b = s_read_pid(fd);               /* its replacement ... */
+    assert_true(a != b);
+    assert_int_equal(s_read_pid(fd), 42);   /* ... learns which job it was */
+    kill(sup, SIGTERM);
+    assert_int_equal(s_exit_status(sup), 0);
+    close(fd);
+}
+
 static void test_config_error_stops_all(void **state)
 {
     (void)state;
@@ -174,6 +204,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_recycled_children_are_replaced),
         cmocka_unit_test(test_killed_child_is_restarted),
+        cmocka_unit_test(test_stuck_job_gets_its_child_killed),
         cmocka_unit_test(test_config_error_stops_all),
         cmocka_unit_test(test_sigterm_drains_children),
     };

@@ -170,7 +170,7 @@ static qj_registry *g_reg;
 static void s_new_set_opts(unsigned coros, unsigned prefetch, unsigned prefetch_max,
                            uint64_t max_jobs, seen_t *s)
 {
-    wjobs_opts_t o = {coros, prefetch, 0, "w:1/0", g_reg, NULL, prefetch_max, max_jobs};
+    wjobs_opts_t o = {coros, prefetch, 0, "w:1/0", g_reg, NULL, prefetch_max, max_jobs, NULL};
     g_set = wjobs_new(&o);
     assert_non_null(g_set);
     wjobs_set_clock(g_set, s_clock, NULL);

@@ -59,7 +59,7 @@ static void s_start(broker_t *b, unsigned coros, unsigned prefetch)
         builtin_register(reg);
         const char *queues[] = {"a", "b"};
         wproc_opts_t o = {b->endpoint, "t/0", queues, 2, coros, prefetch, 0, 0, 0, 10000, reg,
-                          NULL, 0};
+                          NULL, 0, NULL};
         char err[256];
         wproc_t *w = wproc_new(&o, err, sizeof err);
         int status = w ? wproc_run(w) : 99;

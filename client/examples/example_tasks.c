@@ -25,6 +25,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "qjob.h"
 
@@ -126,6 +127,25 @@ static int tree(qj_ctx *ctx)
     return rc == 0 ? qj_return_int(ctx, total) : rc;
 }
 
+/* spin {"ms": N} -> N, after busy-looping N ms WITHOUT yielding: the wrong
+ * way to write a long task, kept to show timeouts.  Its coroutine never
+ * gives the thread back, so the job cannot be stopped from inside its
+ * process; with --job-timeout, the supervisor kills the worker process
+ * half a second past the timeout, starts another, and the job ends as
+ * timeout (or is retried). */
+static int spin(qj_ctx *ctx)
+{
+    int64_t ms = qj_arg_int(ctx, "ms", -1);
+    if (ms < 0 || ms > 3600000)
+        return qj_fail(ctx, "spin takes {\"ms\": N} with 0 <= N <= 3600000");
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+    return qj_return_int(ctx, ms);
+}
+
 /* Called once by qworker --tasks: register the tasks.  Returns 0 or -1. */
 int qjob_plugin_init(qj_registry *reg)
 {
@@ -133,7 +153,9 @@ int qjob_plugin_init(qj_registry *reg)
         qj_register(reg, "fib", fib, "{\"n\": N}: the Nth Fibonacci number") != 0 ||
         qj_register(reg, "countdown", countdown,
                     "{\"from\": N, \"ms\": M}: N steps of M ms with progress") != 0 ||
-        qj_register(reg, "tree", tree, "{\"depth\": D, \"fanout\": F}: a tree of sub-jobs") != 0)
+        qj_register(reg, "tree", tree, "{\"depth\": D, \"fanout\": F}: a tree of sub-jobs") != 0 ||
+        qj_register(reg, "spin", spin,
+                    "{\"ms\": N}: busy-loops N ms without yielding (shows timeouts)") != 0)
         return -1;
     return 0;
 }

@@ -39,6 +39,8 @@ SEEDS = {
     "hello_client": (HELLO, {"role": 0, "cid": bytes(range(16)), "name": "host:42"}),
     "hello_worker": (HELLO, {"role": 1, "name": "host:77/0", "queues": ["default", "gpu"],
                              "credit": 4, "hb": 1000}),
+    "hello_replaces": (HELLO, {"role": 1, "name": "host:78/0", "replaces": "host:77/0",
+                               "timedout": [5, 9]}),
     "welcome": (WELCOME, {"hb": 1000, "live": 3, "maxmsg": 8388608, "name": "broker"}),
     "heartbeat": (HEARTBEAT, {}),
     "bye_drain": (BYE, {"drain": True}),

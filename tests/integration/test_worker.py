@@ -111,6 +111,31 @@ class WorkerTest(harness.ClusterTest):
                     check=harness.EXIT_JOB_TIMEOUT, timeout=30)
         self.assertLess(time.monotonic() - start, 15)
 
+    def test_job_timeout_without_yielding(self):
+        # spin never yields: its process is killed past the timeout and
+        # replaced, and the job still ends as timeout, not lost.
+        self.c.start_broker()
+        w = self.c.start_worker("--tasks", EXAMPLE_PLUGIN)
+        start = time.monotonic()
+        self.submit("spin", {"ms": 60000}, "--job-timeout", "1",
+                    check=harness.EXIT_JOB_TIMEOUT, timeout=30)
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertRegex(w.output(), r"job \d+ ran past its timeout by \d+ ms without "
+                         r"yielding: killing worker process 0")
+        pids = wait_for(lambda: len(child_pids(w)) >= 2 and child_pids(w), timeout=15,
+                        what="a new child")
+        self.assertNotIn("restarting it in", w.output())   # no crash backoff
+        self.assertEqual(self.submit("echo", "next", timeout=30), "next")
+        # With a retry left, the second attempt is killed too, and ends timeout.
+        r = self.c.qclient("--json", "submit", "spin", '{"ms": 60000}', "--job-timeout", "1",
+                           "--retries", "1", "--timeout", "60", timeout=90,
+                           check=harness.EXIT_JOB_TIMEOUT)
+        out = json.loads(r.stdout)
+        self.assertEqual((out["status"], out["attempts"]), ("timeout", 2), out)
+        wait_for(lambda: len(child_pids(w)) >= 4, timeout=15, what="two more children")
+        self.assertNotIn(pids[0], child_pids(w)[1:])
+        self.assertEqual(self.submit("echo", "again", timeout=30), "again")
+
     # -------------------------------------------------------- supervision
 
     def test_killed_child_restarts(self):

@@ -455,7 +455,8 @@ _JOB_STATES = _F("maps", True, 0, MAX_BATCH, sub=JOB_STATE)
 SHAPES = {k: _Shape(v) for k, v in {
     HELLO: {"role": _F("uint", True, hi=U8), "name": _F("str", hi=MAX_NAME),
             "cid": _F("bin", lo=CID_LEN, hi=CID_LEN, exact=True),
-            "queues": _F("names", hi=MAX_QUEUES), "credit": _U32, "hb": _U32},
+            "queues": _F("names", hi=MAX_QUEUES), "credit": _U32, "hb": _U32,
+            "replaces": _F("str", lo=1, hi=MAX_NAME), "timedout": _F("ids", hi=MAX_BATCH)},
     WELCOME: {"hb": _F("uint", True, hi=U32), "live": _F("uint", True, hi=U32),
               "maxmsg": _F("uint", True, hi=U32), "name": _F("str", hi=MAX_NAME)},
     HEARTBEAT: {},
