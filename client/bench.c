@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "keys.h"
 #include "mpjson.h"
+#include "parse.h"
 #include "qjlimits.h"
 
 #define BENCH_START_MS 10000     /* a started program must be ready by then */
@@ -179,10 +180,8 @@ static int s_count(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 
 static int s_seconds(const char *s, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v > 0) || v > 1e6)
+    double v;
+    if (parse_double(s, 0, 1e6, &v) != 0 || !(v > 0))
         return -1;
     *out = v;
     return 0;

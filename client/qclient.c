@@ -24,6 +24,7 @@
 #include "keys.h"
 #include "log.h"
 #include "mpjson.h"
+#include "parse.h"
 
 static const char *const s_usage =
     "usage: qclient [OPTIONS] COMMAND [ARGS...]\n"
@@ -303,21 +304,13 @@ void cli_bad_json(uint64_t line, const char *why)
 
 static int s_parse_double(const char *s, double lo, double *out)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < lo)
-        return -1;
-    *out = v;
-    return 0;
+    return parse_double(s, lo, HUGE_VAL, out);
 }
 
-static int s_parse_int(const char *s, long lo, long hi, int *out)
+static int s_parse_int(const char *s, int lo, int hi, int *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
+    int64_t v;
+    if (parse_i64(s, lo, hi, &v) != 0)
         return -1;
     *out = (int)v;
     return 0;

@@ -9,6 +9,7 @@
 
 #include "broker.h"
 #include "config.h"
+#include "parse.h"
 #include "log.h"
 
 #define QBROKER_VERSION "0.1.0"
@@ -83,27 +84,13 @@ static void s_usage(FILE *out)
 }
 
 /* Parse an unsigned number in [min, max]; 0 or -1. */
-static int s_number(const char *s, unsigned long long min, unsigned long long max,
-                    unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    if (!*s || *s == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int s_depth_rule(const char *arg, broker_depth_t *rule)
 {
     const char *eq = strrchr(arg, '=');
     const char *num = eq ? eq + 1 : arg;
     size_t qlen = eq ? (size_t)(eq - arg) : 0;
-    unsigned long long n;
-    if ((eq && (qlen == 0 || qlen > QJ_MAX_QUEUE_NAME)) || s_number(num, 0, UINT64_MAX, &n))
+    uint64_t n;
+    if ((eq && (qlen == 0 || qlen > QJ_MAX_QUEUE_NAME)) || parse_u64(num, 0, UINT64_MAX, &n))
         return -1;
     memset(rule, 0, sizeof *rule);
     memcpy(rule->queue, arg, qlen);
@@ -180,7 +167,7 @@ int main(int argc, char **argv)
     bool json = false;
     /* --curve-secret, --clients-allow, --workers-allow */
     const char *curve[3] = {getenv("QJOB_CURVE_SECRET"), NULL, NULL};
-    unsigned long long n;
+    uint64_t n;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         const char *bad = NULL;
@@ -201,19 +188,19 @@ int main(int argc, char **argv)
             else cfg.name = optarg;
             break;
         case 'H':
-            if (s_number(optarg, 1, 600000, &n)) bad = "--heartbeat takes milliseconds, 1..600000";
+            if (parse_u64(optarg, 1, 600000, &n)) bad = "--heartbeat takes milliseconds, 1..600000";
             else cfg.heartbeat_ms = (uint32_t)n;
             break;
         case 'L':
-            if (s_number(optarg, 1, 1000, &n)) bad = "--liveness takes a count, 1..1000";
+            if (parse_u64(optarg, 1, 1000, &n)) bad = "--liveness takes a count, 1..1000";
             else cfg.liveness = (uint32_t)n;
             break;
         case 't':
-            if (s_number(optarg, 0, 100ull * 365 * 86400, &n)) bad = "--result-ttl takes seconds";
+            if (parse_u64(optarg, 0, 100ull * 365 * 86400, &n)) bad = "--result-ttl takes seconds";
             else cfg.result_ttl_s = n;
             break;
         case 'r':
-            if (s_number(optarg, 0, UINT64_MAX, &n)) bad = "--max-results takes a count";
+            if (parse_u64(optarg, 0, UINT64_MAX, &n)) bad = "--max-results takes a count";
             else cfg.max_results = n;
             break;
         case 'd':
@@ -223,11 +210,11 @@ int main(int argc, char **argv)
                 cfg.ndepths++;
             break;
         case 'a':
-            if (s_number(optarg, 1, 1000, &n)) bad = "--lost-attempts takes a count, 1..1000";
+            if (parse_u64(optarg, 1, 1000, &n)) bad = "--lost-attempts takes a count, 1..1000";
             else cfg.lost_attempts = (uint32_t)n;
             break;
         case 'm':
-            if (s_number(optarg, 0, 1ull << 30, &n)) bad = "--max-memory takes megabytes";
+            if (parse_u64(optarg, 0, 1ull << 30, &n)) bad = "--max-memory takes megabytes";
             else cfg.max_memory = n << 20;
             break;
         case 'D':
@@ -241,7 +228,7 @@ int main(int argc, char **argv)
             else bad = "--fsync is always, batch or off";
             break;
         case 'C':
-            if (s_number(optarg, 1, 1ull << 30, &n))
+            if (parse_u64(optarg, 1, 1ull << 30, &n))
                 bad = "--journal-compact takes megabytes, 1 or more";
             else cfg.compact_bytes = n << 20;
             break;

@@ -17,6 +17,7 @@
 
 #include "builtin.h"
 #include "config.h"
+#include "parse.h"
 #include "coro.h"
 #include "exectask.h"
 #include "keys.h"
@@ -100,10 +101,8 @@ static void s_usage(FILE *out)
 /* Parse an integer option in [lo, hi]; exits with a usage error if not. */
 static uint64_t s_uint(const char *opt, const char *v, uint64_t lo, uint64_t hi)
 {
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || end == v || *end || v[0] == '-' || n < lo || n > hi) {
+    uint64_t n;
+    if (parse_u64(v, lo, hi, &n) != 0) {
         fprintf(stderr, "qworker: --%s takes a whole number from %" PRIu64 " to %" PRIu64
                 ", not '%s'\n", opt, lo, hi, v);
         exit(EXIT_USAGE);
