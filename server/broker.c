@@ -196,14 +196,14 @@ void broker_forget_peer(broker_t *b, peer_t *p, bool died, const char *why)
 
 /* ---- flushing the turn's batches */
 
-/* How many of the first n items (lsn non-decreasing) the journal covers. */
-static uint32_t s_durable_prefix(const broker_t *b, const uint64_t *lsn, uint32_t n)
+/* How many of the first n items (lsn non-decreasing) the journal covers
+ * up to position upto. */
+static uint32_t s_covered_prefix(uint64_t upto, const uint64_t *lsn, uint32_t n)
 {
-    uint64_t durable = store_durable(b);
     uint32_t lo = 0, hi = n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (lsn[mid] <= durable)
+        if (lsn[mid] <= upto)
             lo = mid + 1;
         else
             hi = mid;
@@ -215,7 +215,7 @@ static uint32_t s_durable_prefix(const broker_t *b, const uint64_t *lsn, uint32_
  * --fsync level; the others wait for it (b->held). */
 static void s_flush_acks(broker_t *b, peer_t *p)
 {
-    uint32_t ready = s_durable_prefix(b, p->ack_lsn, p->nacks);
+    uint32_t ready = s_covered_prefix(store_durable(b), p->ack_lsn, p->nacks);
     if (ready < p->nacks)
         b->held = true;
     while (ready) {
@@ -324,11 +324,11 @@ static bool s_fill_result(const broker_t *b, const sess_t *s, uint64_t id, msg_r
 
 /* Push a session's results.  Those that cannot go now stay in its list
  * (retried on the tick, or sent when the client comes back), and so do
- * those whose outcome the journal does not hold yet at the --fsync level
- * (b->held).  Returns 0, or -1 if its peer is gone. */
+ * those whose outcome the journal does not show yet (store_shown: b->held).
+ * Returns 0, or -1 if its peer is gone. */
 static int s_flush_results(broker_t *b, sess_t *s)
 {
-    uint32_t i = 0, ready = s_durable_prefix(b, s->out_lsn, s->nout);
+    uint32_t i = 0, ready = s_covered_prefix(store_shown(b), s->out_lsn, s->nout);
     int rc = 0;
     if (ready < s->nout)
         b->held = true;
@@ -365,13 +365,15 @@ static int s_flush_results(broker_t *b, sess_t *s)
     return rc;
 }
 
-/* The journal has become durable further: what waited for it may go. */
+/* The journal has become durable or been written further: what waited
+ * for it may go. */
 static void s_release_held(broker_t *b)
 {
-    uint64_t durable = store_durable(b);
-    if (!b->held || durable == b->durable_seen)
+    uint64_t durable = store_durable(b), shown = store_shown(b);
+    if (!b->held || (durable == b->durable_seen && shown == b->shown_seen))
         return;
     b->durable_seen = durable;
+    b->shown_seen = shown;
     b->held = false;
     for (peer_t *p = peers_first(b->peers); p; p = p->next) {
         if (p->nacks)

@@ -90,6 +90,7 @@ typedef struct broker {
     metrics_t *metrics;         /* the /metrics endpoint, or NULL */
     journal_t *journal;         /* every change of a job's life, on disk (store.c) */
     uint64_t durable_seen;      /* journal_durable() when the held items were last looked at */
+    uint64_t shown_seen;        /* and store_shown() */
     bool held;                  /* acks or results wait for the journal */
 
     /* work produced by this turn, done at its end */

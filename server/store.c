@@ -413,6 +413,13 @@ uint64_t store_durable(const broker_t *b)
     return journal_durable(b->journal);
 }
 
+uint64_t store_shown(const broker_t *b)
+{
+    if (b->cfg.fsync == JOURNAL_SYNC_ALWAYS)
+        return journal_durable(b->journal);
+    return journal_appended(b->journal) - journal_pending(b->journal);
+}
+
 bool store_pending(const broker_t *b)
 {
     return journal_pending(b->journal) > 0 && !journal_failing(b->journal);

@@ -61,6 +61,13 @@ void store_cancel(broker_t *b, const job_t *job);
 uint64_t store_lsn(const broker_t *b);
 uint64_t store_durable(const broker_t *b);
 
+/* The position up to which results may be sent.  With --fsync always, the
+ * durable one; otherwise the written one: a result need not wait for the
+ * group commit, since a FINISH record lost with the machine only means
+ * that its job runs again (at least once, as a lost lease does), while
+ * its ACCEPTED must wait, since a lost JOB record loses the job. */
+uint64_t store_shown(const broker_t *b);
+
 /* True if records wait to be written: the loop turns again at once. */
 bool store_pending(const broker_t *b);
 
