@@ -212,23 +212,30 @@ static uint32_t s_covered_prefix(uint64_t upto, const uint64_t *lsn, uint32_t n)
 }
 
 /* Send a peer its ACCEPTED items whose jobs the journal holds at the
- * --fsync level; the others wait for it (b->held). */
+ * --fsync level; the others wait for it (b->held).  While the journal
+ * cannot be written, refusals overtake the held acceptances (a submitter
+ * matches items by ref): the client learns at once that the broker cannot
+ * take its jobs, rather than hearing nothing until the disk has room. */
 static void s_flush_acks(broker_t *b, peer_t *p)
 {
     uint32_t ready = s_covered_prefix(store_durable(b), p->ack_lsn, p->nacks);
-    if (ready < p->nacks)
-        b->held = true;
-    while (ready) {
-        uint32_t n = ready < QJ_MAX_BATCH ? ready : QJ_MAX_BATCH;
-        msg_t m = {.cmd = MSG_ACCEPTED, .acks = p->acks, .nacks = n};
-        if (broker_reply(b, p, &m) != 0) {
-            /* The client resends what it did not see accepted; (cid, ref)
-             * makes the resend find the same jobs. */
-            peer_clear_acks(p, ready);
-            return;
+    for (int pass = 0; pass < 2; pass++) {
+        while (ready) {
+            uint32_t n = ready < QJ_MAX_BATCH ? ready : QJ_MAX_BATCH;
+            msg_t m = {.cmd = MSG_ACCEPTED, .acks = p->acks, .nacks = n};
+            if (broker_reply(b, p, &m) != 0) {
+                /* The client resends what it did not see accepted; (cid,
+                 * ref) makes the resend find the same jobs. */
+                peer_clear_acks(p, ready);
+                break;
+            }
+            peer_clear_acks(p, n);
+            ready -= n;
         }
-        peer_clear_acks(p, n);
-        ready -= n;
+        if (!p->nacks)
+            return;
+        b->held = true;
+        ready = pass == 0 && store_refusal(b) ? peer_hoist_refusals(p) : 0;
     }
 }
 

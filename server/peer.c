@@ -261,6 +261,24 @@ int peer_push_ack(peer_t *peer, uint64_t ref, uint64_t id, uint16_t code, const 
     return 0;
 }
 
+uint32_t peer_hoist_refusals(peer_t *peer)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < peer->nacks; i++) {
+        if (peer->acks[i].id != 0)
+            continue;
+        /* Rotate the refusal at i down to k: the acceptances between
+         * shift up by one, in order, with their lsn. */
+        msg_ack_t ack = peer->acks[i];
+        uint64_t lsn = peer->ack_lsn[i];
+        memmove(peer->acks + k + 1, peer->acks + k, (i - k) * sizeof *peer->acks);
+        memmove(peer->ack_lsn + k + 1, peer->ack_lsn + k, (i - k) * sizeof *peer->ack_lsn);
+        peer->acks[k] = ack;
+        peer->ack_lsn[k++] = lsn;
+    }
+    return k;
+}
+
 void peer_clear_acks(peer_t *peer, uint32_t n)
 {
     assert(n <= peer->nacks);

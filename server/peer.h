@@ -120,6 +120,12 @@ int peer_push_cancel(peer_t *peer, uint64_t id);
 /* Drop the first n pending acks (sent), freeing their refusal texts. */
 void peer_clear_acks(peer_t *peer, uint32_t n);
 
+/* Move the pending refusals (acks with id 0, which wait for no journal
+ * record) ahead of the acceptances, each kind in its order, and return
+ * how many there are: the first ones now.  The acceptances' lsn stay
+ * non-decreasing. */
+uint32_t peer_hoist_refusals(peer_t *peer);
+
 /* Set the peer's name from a HELLO (cut to QJ_MAX_NAME bytes, control
  * characters replaced so that logs stay one line per event); an empty
  * name becomes "role#n" with a counter. */

@@ -277,6 +277,10 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Past a file size limit, write(2) then fails with EFBIG, which the
+     * journal handles as a full disk (refuse submits, retry), instead of
+     * the signal killing the broker. */
+    signal(SIGXFSZ, SIG_IGN);
 
     char err[512];
     broker_t *b = broker_new(&cfg, err, sizeof err);

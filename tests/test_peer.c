@@ -111,6 +111,31 @@ static void test_outgoing(void **state)
     peers_destroy(&ps); /* frees the 90 pending acks and their texts */
 }
 
+static void test_hoist_refusals(void **state)
+{
+    (void)state;
+    peers_t *ps = peers_new();
+    peer_t *p = peers_add(ps, RID_A, 5);
+    /* refs 1..9: every third one refused */
+    for (uint64_t r = 1; r < 10; r++)
+        assert_int_equal(peer_push_ack(p, r, r % 3 ? r + 100 : 0, r % 3 ? 0 : QJ_E_INTERNAL,
+                                       r % 3 ? NULL : "no journal", r * 10), 0);
+    assert_int_equal(peer_hoist_refusals(p), 3);
+    const uint64_t order[] = {3, 6, 9, 1, 2, 4, 5, 7, 8};
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(p->acks[i].ref, order[i]);
+        assert_int_equal(p->ack_lsn[i], order[i] * 10); /* each keeps its position */
+    }
+    assert_string_equal(p->acks[0].text.ptr, "no journal");
+    peer_clear_acks(p, 3);
+    assert_int_equal(p->nacks, 6);
+    for (uint32_t i = 1; i < p->nacks; i++)
+        assert_true(p->ack_lsn[i - 1] <= p->ack_lsn[i]);
+    assert_int_equal(peer_hoist_refusals(p), 0); /* none left: nothing moves */
+    assert_int_equal(p->acks[0].ref, 1);
+    peers_destroy(&ps);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -135,6 +160,7 @@ int main(void)
         cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_forget_dirty),
         cmocka_unit_test(test_outgoing),
+        cmocka_unit_test(test_hoist_refusals),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
