@@ -417,7 +417,7 @@ uint64_t store_shown(const broker_t *b)
 {
     if (b->cfg.fsync == JOURNAL_SYNC_ALWAYS)
         return journal_durable(b->journal);
-    return journal_appended(b->journal) - journal_pending(b->journal);
+    return journal_appended(b->journal);
 }
 
 bool store_pending(const broker_t *b)

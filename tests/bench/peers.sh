@@ -168,13 +168,13 @@ peer_run() {
     [ "$rc" = 0 ] || die "$kind run '$*' failed (exit $rc)"
 }
 
-# One run of qclient bench (it starts and stops its own broker and
-# workers); the figure the Python expression picks goes to OUT.
+# One run of qclient bench (with --spawn it starts and stops its own
+# broker and workers; baseline starts qfwd); the figure the Python expression picks goes to OUT.
 qjob_run() {   # PYTHON_EXPR ARGS...
     local expr=$1; shift
     local json
     # shellcheck disable=SC2086
-    json=$(TMPDIR=$TMP timeout "$RUN_TIMEOUT" "$QCLIENT" bench "$@" --spawn --json \
+    json=$(TMPDIR=$TMP timeout "$RUN_TIMEOUT" "$QCLIENT" bench "$@" --json \
         --timeout "$RUN_TIMEOUT" $QJOB_ARGS) || die "qclient bench $* failed"
     OUT=$(echo "$json" | "$PY" -c "import json, sys
 doc = json.load(sys.stdin)
@@ -185,12 +185,14 @@ print($expr)")
 # ------------------------------------------------------------ runs
 
 declare -A R
-for what in qjob_tp bs_tp gm_tp qjob_p50 qjob_p99 bs_p50 bs_p99 gm_p50 gm_p99; do R[$what]=""; done
+for what in qjob_tp bs_tp gm_tp qjob_p50 qjob_p99 bs_p50 bs_p99 gm_p50 gm_p99 fwd_p50 fwd_p99; do
+    R[$what]=""
+done
 
 echo "peers.sh: $RUNS run(s) of each; load average now: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for run in $(seq 1 "$RUNS"); do
     echo "peers.sh: run $run/$RUNS" >&2
-    qjob_run "rows['throughput'][0]['jobs_per_s']" throughput --procs 2 --jobs "$JOBS" \
+    qjob_run "rows['throughput'][0]['jobs_per_s']" throughput --spawn --procs 2 --jobs "$JOBS" \
         --payload 16
     R[qjob_tp]+=" $OUT"
     peer_run beanstalkd pipeline -n "$JOBS" -s 16 -w 2 -b 100
@@ -199,7 +201,7 @@ for run in $(seq 1 "$RUNS"); do
     R[gm_tp]+=" $(field jobs_per_s "$OUT")"
 
     qjob_run "'%s %s' % (rows['latency'][0]['us'], rows['latency'][2]['us'])" latency \
-        --procs 1 --rounds "$ROUNDS" --warmup "$WARMUP" --payload 16
+        --spawn --procs 1 --rounds "$ROUNDS" --warmup "$WARMUP" --payload 16
     R[qjob_p50]+=" ${OUT% *}"
     R[qjob_p99]+=" ${OUT#* }"
     peer_run beanstalkd latency -n "$ROUNDS" -W "$WARMUP" -s 16
@@ -208,6 +210,12 @@ for run in $(seq 1 "$RUNS"); do
     peer_run gearmand latency -n "$ROUNDS" -W "$WARMUP" -s 16
     R[gm_p50]+=" $(field p50_us "$OUT")"
     R[gm_p99]+=" $(field p99_us "$OUT")"
+    # The floor of any broker on ZeroMQ here: qfwd forwards without
+    # bookkeeping (its throughput and batch runs are kept short).
+    qjob_run "'%s %s' % (rows['latency'][0]['us'], rows['latency'][2]['us'])" baseline \
+        --procs 1 --rounds "$ROUNDS" --warmup "$WARMUP" --payload 16 --jobs 1000 --k-max 1
+    R[fwd_p50]+=" ${OUT% *}"
+    R[fwd_p99]+=" ${OUT#* }"
 done
 
 # ------------------------------------------------------------ table
@@ -232,6 +240,9 @@ echo
 echo "throughput: $JOBS jobs of 16 bytes, 2 worker processes; qjob: qclient bench throughput" \
      "--spawn (window 1000${QJOB_ARGS:+, $QJOB_ARGS}); beanstalkd: 100 puts per write, workers" \
      "reserve+delete; gearmand: foreground jobs, 100 per run_tasks, echo workers."
+echo "the transport's floor: qfwd, a bare ZeroMQ ROUTER forwarder with an echo worker, same" \
+     "round trips: p50 $(m fwd_p50) us, p99 $(m fwd_p99) us (qjob/qfwd p50 $(ratio "$(m qjob_p50)" \
+     "$(m fwd_p50)"), beanstalkd/qfwd p50 $(ratio "$(m bs_p50)" "$(m fwd_p50)"))"
 echo "latency: $ROUNDS round trips after $WARMUP, 1 worker; beanstalkd: put -> worker" \
      "reserve+delete+put to a reply tube -> client reserve+delete; gearmand: gearman_client_do."
 echo "all runs: $(printf '%s=[%s] ' qjob_tp "${R[qjob_tp]# }" bs_tp "${R[bs_tp]# }" gm_tp "${R[gm_tp]# }")"
