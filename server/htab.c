@@ -103,7 +103,7 @@ int htab_remove(htab_t *self, uint64_t h, const void *item)
 {
     size_t mask = ((size_t)1 << self->bits) - 1;
     size_t i = s_home(h, self->bits);
-    while (self->slots[i].item != item) {
+    while (self->slots[i].item != item || self->slots[i].h != h) {
         if (!self->slots[i].item)
             return -1;
         i = (i + 1) & mask;
@@ -127,6 +127,11 @@ int htab_remove(htab_t *self, uint64_t h, const void *item)
 size_t htab_count(const htab_t *self)
 {
     return self->count;
+}
+
+size_t htab_bytes(const htab_t *self)
+{
+    return sizeof *self + ((size_t)1 << self->bits) * sizeof(slot_t);
 }
 
 void *htab_next(const htab_t *self, size_t *cursor)

@@ -1,8 +1,8 @@
 /* htab.h -- a hash table of pointers, open addressing, keyed by a 64-bit hash.
  *
- * The broker indexes the same records several ways (jobs by id, by
- * (session, ref) and by key; peers by routing id; sessions by cid;
- * queues by name).  htab stores only (hash, pointer) pairs: the record
+ * The broker indexes the same records several ways (jobs by key;
+ * peers by routing id; sessions by cid; queues by name; and what does not
+ * come in sequence in idmap.h's maps of job ids and refs).  htab stores only (hash, pointer) pairs: the record
  * itself holds its key, and the caller's eq function compares it, so one
  * table type serves every index without copying keys.  Linear probing
  * with backward-shift deletion (no tombstones), capacity a power of two,
@@ -42,6 +42,9 @@ int htab_remove(htab_t *self, uint64_t h, const void *item);
 /* Number of items. */
 size_t htab_count(const htab_t *self);
 
+/* Bytes the table holds (its slots and itself, not the items). */
+size_t htab_bytes(const htab_t *self);
+
 /* Iterate: start with *cursor = 0; returns the next item or NULL at the
  * end.  The table must not change during an iteration. */
 void *htab_next(const htab_t *self, size_t *cursor);
@@ -52,7 +55,10 @@ void *htab_next(const htab_t *self, size_t *cursor);
 /* A well-mixed hash of a byte string (for names, cids, routing ids). */
 uint64_t htab_hash_bytes(const void *data, size_t len);
 
-/* A well-mixed hash of two values (for composite keys). */
+/* A well-mixed hash of two values (for composite keys).  For a given a,
+ * it is one-to-one in b (every step is invertible): a table keyed by one
+ * 64-bit number can take equal hashes for equal keys, with an eq function
+ * that returns true and never touches the item. */
 uint64_t htab_hash_pair(uint64_t a, uint64_t b);
 
 /* A hash for keys that come in sequence (job ids, a submitter's refs):

@@ -6,12 +6,35 @@
 #include <string.h>
 
 #include "htab.h"
+#include "idmap.h"
+#include "slab.h"
+
+/* Records and results come from one slab allocator: the broker's loop is
+ * the only thread that makes and frees jobs (slab.h says why). */
+static slab_t *s_slab;
+
+static void *s_alloc(size_t size)
+{
+    if (!s_slab && !(s_slab = slab_new()))
+        return NULL;
+    return slab_alloc(s_slab, size);
+}
+
+static size_t s_record_size(const job_t *j)
+{
+    return sizeof *j + j->task_len + j->key_len + j->args_len;
+}
+
+static size_t s_result_size(const job_result_t *r)
+{
+    return sizeof *r + r->val_len + r->err_len + r->wk_len;
+}
 
 job_t *job_new(const msg_job_t *spec, uint64_t id)
 {
     assert(spec->task.len <= QJ_MAX_TASK_NAME && spec->key.len <= QJ_MAX_KEY);
     size_t extra = (size_t)spec->task.len + spec->key.len + spec->args.len;
-    job_t *j = malloc(sizeof *j + extra);
+    job_t *j = s_alloc(sizeof *j + extra);
     if (!j)
         return NULL;
     memset(j, 0, sizeof *j);
@@ -41,11 +64,7 @@ job_t *job_new(const msg_job_t *spec, uint64_t id)
 
 size_t job_bytes(const job_t *self)
 {
-    size_t n = sizeof *self + self->task_len + self->key_len + self->args_len + JOB_INDEX_BYTES;
-    const job_result_t *r = self->res;
-    if (r)
-        n += sizeof *r + r->val_len + r->err_len + r->wk_len;
-    return n;
+    return s_record_size(self) + JOB_INDEX_BYTES + (self->res ? s_result_size(self->res) : 0);
 }
 
 void job_free(job_t **self_p)
@@ -54,9 +73,10 @@ void job_free(job_t **self_p)
         return;
     job_t *j = *self_p;
     assert(!job_waiters(j));
-    free(j->res);
+    if (j->res)
+        slab_free(s_slab, j->res, s_result_size(j->res));
     free(j->aux);
-    free(j);
+    slab_free(s_slab, j, s_record_size(j));
     *self_p = NULL;
 }
 
@@ -70,14 +90,15 @@ job_aux_t *job_aux(job_t *self)
 int job_set_result(job_t *self, msg_bytes_t val, msg_bytes_t err, msg_bytes_t wk,
                    uint64_t started, uint64_t finished)
 {
-    free(self->res);
+    if (self->res)
+        slab_free(s_slab, self->res, s_result_size(self->res));
     self->res = NULL;
     if (wk.len > UINT16_MAX)
         wk.len = UINT16_MAX;
     size_t extra = (size_t)val.len + err.len + wk.len;
     if (extra == 0 && started == 0 && finished == 0)
         return 0;
-    job_result_t *r = malloc(sizeof *r + extra);
+    job_result_t *r = s_alloc(sizeof *r + extra);
     if (!r)
         return -1;
     r->started = started;
@@ -158,9 +179,29 @@ job_t *jlist_pop_front(jlist_t *l)
 
 /* ---- registry */
 
+/* Refs under 2^JOBS_REF_BITS (a submitter counting from 1) are indexed in
+ * sequence, in by_ref under (the submitter's slot, ref); larger ones, in a
+ * hash table under (session, ref). */
+#define JOBS_REF_BITS 40
+#define JOBS_MAX_SLOTS ((uint64_t)1 << (64 - JOBS_REF_BITS))
+
+/* A submitter session with jobs in by_ref, and the number its refs go under. */
+typedef struct sub {
+    const struct sess *sess;
+    uint32_t slot;       /* top bits of its by_ref keys */
+    uint32_t jobs;       /* its jobs in by_ref */
+} sub_t;
+
 struct jobs {
-    htab_t *by_id;
-    htab_t *by_ref;      /* (submitter session, ref): resent submits */
+    idmap_t *by_id;
+    idmap_t *by_ref;     /* (slot, ref): resent submits */
+    htab_t *far_refs;    /* (session, ref) of the other jobs with a ref: refs too
+                            large for by_ref, a pair another job holds there */
+    htab_t *subs;        /* sub_t by session */
+    sub_t *last_sub;     /* the one last used, or NULL */
+    uint32_t *free_slots; /* slots of freed subs, for reuse */
+    uint32_t nfree, capfree;
+    uint64_t next_slot;  /* the next never used */
     htab_t *by_key;      /* idempotency keys */
     jlist_t kept;        /* DONE, oldest first */
     jlist_t dead;        /* DEAD (dead-letter list), oldest first */
@@ -184,14 +225,17 @@ static uint64_t s_ref_hash(const struct sess *sess, uint64_t ref)
     return htab_hash_seq((uint64_t)(uintptr_t)sess, ref);
 }
 
-static uint64_t s_id_hash(uint64_t id)
+/* One-to-one in the session (htab.h): equal hashes, same session. */
+static uint64_t s_sess_hash(const struct sess *sess)
 {
-    return htab_hash_seq(0, id);
+    return htab_hash_pair(1, (uint64_t)(uintptr_t)sess);
 }
 
-static bool s_eq_id(const void *item, const void *key)
+static bool s_same(const void *item, const void *key)
 {
-    return ((const job_t *)item)->id == *(const uint64_t *)key;
+    (void)item;
+    (void)key;
+    return true;
 }
 
 static bool s_eq_ref(const void *item, const void *key)
@@ -219,10 +263,11 @@ jobs_t *jobs_new(uint64_t first_id, uint64_t ttl_ms, uint64_t max_kept)
     jobs_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
-    self->by_id = htab_new();
-    self->by_ref = htab_new();
+    self->by_id = idmap_new();
+    self->by_ref = idmap_new();
+    self->subs = htab_new();
     self->by_key = htab_new();
-    if (!self->by_id || !self->by_ref || !self->by_key) {
+    if (!self->by_id || !self->by_ref || !self->subs || !self->by_key) {
         jobs_destroy(&self, NULL, NULL);
         return NULL;
     }
@@ -238,18 +283,18 @@ void jobs_destroy(jobs_t **self_p, void (*release)(job_t *job, void *ctx), void 
         return;
     jobs_t *self = *self_p;
     if (self->by_id && release) {
-        /* Hash order is random over memory: freeing a million jobs in it
+        /* Index order is not memory order: freeing a million jobs in it
          * costs seconds of cache misses.  Unfinished jobs are freed in
          * address order (near enough allocation order), finished ones in
          * the order they finished. */
         size_t n = 0, cursor = 0;
-        job_t *j, **v = malloc(htab_count(self->by_id) * sizeof *v + 1);
-        while ((j = htab_next(self->by_id, &cursor)))
+        job_t *j, **v = malloc(idmap_count(self->by_id) * sizeof *v + 1);
+        while ((j = idmap_next(self->by_id, &cursor)))
             if (j->state != MSG_STATE_DONE && j->state != MSG_STATE_DEAD) {
                 if (v)
                     v[n++] = j;
                 else
-                    release(j, ctx); /* no memory to sort: hash order then */
+                    release(j, ctx); /* no memory to sort: index order then */
             }
         if (v) {
             qsort(v, n, sizeof *v, s_by_address);
@@ -261,8 +306,17 @@ void jobs_destroy(jobs_t **self_p, void (*release)(job_t *job, void *ctx), void 
             while ((j = jlist_pop_front(l)))
                 release(j, ctx);
     }
-    htab_destroy(&self->by_id);
-    htab_destroy(&self->by_ref);
+    if (self->subs) {
+        size_t cursor = 0;
+        sub_t *s;
+        while ((s = htab_next(self->subs, &cursor)))
+            free(s);
+    }
+    idmap_destroy(&self->by_id);
+    idmap_destroy(&self->by_ref);
+    htab_destroy(&self->far_refs);
+    htab_destroy(&self->subs);
+    free(self->free_slots);
     htab_destroy(&self->by_key);
     free(self);
     *self_p = NULL;
@@ -284,19 +338,121 @@ void jobs_reserve(jobs_t *self, uint64_t id)
         self->next_id = id + 1;
 }
 
+/* ---- the ref index */
+
+/* The sub of a session, or NULL if it has no job in by_ref. */
+static sub_t *s_sub(const jobs_t *self, const struct sess *sess)
+{
+    if (self->last_sub && self->last_sub->sess == sess)
+        return self->last_sub;
+    return htab_find(self->subs, s_sess_hash(sess), s_same, NULL);
+}
+
+/* The sub of a session, made (with no job) if it has none.  NULL if out of
+ * memory or of slots. */
+static sub_t *s_sub_get(jobs_t *self, const struct sess *sess)
+{
+    sub_t *s = s_sub(self, sess);
+    if (s)
+        return self->last_sub = s;
+    if (!self->nfree && self->next_slot == JOBS_MAX_SLOTS)
+        return NULL;
+    if (!(s = malloc(sizeof *s)))
+        return NULL;
+    if (htab_insert(self->subs, s_sess_hash(sess), s) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->sess = sess;
+    s->slot = self->nfree ? self->free_slots[--self->nfree] : (uint32_t)self->next_slot++;
+    s->jobs = 0;
+    return self->last_sub = s;
+}
+
+/* Free a sub that has no job left; its slot is used again (no key of it
+ * is left in by_ref). */
+static void s_sub_drop(jobs_t *self, sub_t *s)
+{
+    assert(s->jobs == 0);
+    htab_remove(self->subs, s_sess_hash(s->sess), s);
+    if (self->last_sub == s)
+        self->last_sub = NULL;
+    if (self->nfree == self->capfree) {
+        uint32_t cap = self->capfree ? self->capfree * 2 : 16;
+        uint32_t *v = realloc(self->free_slots, cap * sizeof *v);
+        if (v) {
+            self->free_slots = v;
+            self->capfree = cap;
+        }
+    }
+    if (self->nfree < self->capfree) /* else the slot is never used again */
+        self->free_slots[self->nfree++] = s->slot;
+    free(s);
+}
+
+static uint64_t s_ref_key(const sub_t *s, uint64_t ref)
+{
+    return (uint64_t)s->slot << JOBS_REF_BITS | ref;
+}
+
+/* Index a job by (session, ref).  A pair that another job holds already
+ * (a journal may replay one after the first was forgotten by count) goes
+ * to far_refs, where it is found once the first is gone, as it would be
+ * in one hash table.  Returns 0, or -1 if out of memory. */
+static int s_ref_add(jobs_t *self, job_t *job)
+{
+    sub_t *s = job->ref >> JOBS_REF_BITS ? NULL : s_sub_get(self, job->sess);
+    if (s) {
+        uint64_t key = s_ref_key(s, job->ref);
+        if (!idmap_get(self->by_ref, key) && idmap_put(self->by_ref, key, job) == 0) {
+            s->jobs++;
+            return 0;
+        }
+        if (s->jobs == 0)
+            s_sub_drop(self, s);
+    }
+    if (!self->far_refs && !(self->far_refs = htab_new()))
+        return -1;
+    return htab_insert(self->far_refs, s_ref_hash(job->sess, job->ref), job);
+}
+
+static void s_ref_remove(jobs_t *self, job_t *job)
+{
+    sub_t *s = job->ref >> JOBS_REF_BITS ? NULL : s_sub(self, job->sess);
+    if (s && idmap_remove(self->by_ref, s_ref_key(s, job->ref), job) == 0) {
+        if (--s->jobs == 0)
+            s_sub_drop(self, s);
+        return;
+    }
+    if (self->far_refs)
+        htab_remove(self->far_refs, s_ref_hash(job->sess, job->ref), job);
+}
+
+job_t *jobs_find_ref(const jobs_t *self, const struct sess *sess, uint64_t ref)
+{
+    const sub_t *s = ref >> JOBS_REF_BITS ? NULL : s_sub(self, sess);
+    job_t *job = s ? idmap_get(self->by_ref, s_ref_key(s, ref)) : NULL;
+    if (job || !self->far_refs || htab_count(self->far_refs) == 0)
+        return job;
+    ref_key_t k = {sess, ref};
+    return htab_find(self->far_refs, s_ref_hash(sess, ref), s_eq_ref, &k);
+}
+
+/* ---- every index */
+
 int jobs_add(jobs_t *self, job_t *job)
 {
-    if (htab_insert(self->by_id, s_id_hash(job->id), job) != 0)
+    if (idmap_put(self->by_id, job->id, job) != 0)
         return -1;
-    if (job->ref && htab_insert(self->by_ref, s_ref_hash(job->sess, job->ref), job) != 0) {
-        htab_remove(self->by_id, s_id_hash(job->id), job);
+    if (job->ref && s_ref_add(self, job) != 0) {
+        idmap_remove(self->by_id, job->id, job);
         return -1;
     }
     if (job->key_len &&
         htab_insert(self->by_key, htab_hash_bytes(job_key(job), job->key_len), job) != 0) {
-        htab_remove(self->by_id, s_id_hash(job->id), job);
+        idmap_remove(self->by_id, job->id, job);
         if (job->ref)
-            htab_remove(self->by_ref, s_ref_hash(job->sess, job->ref), job);
+            s_ref_remove(self, job);
         return -1;
     }
     return 0;
@@ -304,9 +460,9 @@ int jobs_add(jobs_t *self, job_t *job)
 
 static void s_unindex(jobs_t *self, job_t *job)
 {
-    htab_remove(self->by_id, s_id_hash(job->id), job);
+    idmap_remove(self->by_id, job->id, job);
     if (job->ref)
-        htab_remove(self->by_ref, s_ref_hash(job->sess, job->ref), job);
+        s_ref_remove(self, job);
     if (job->key_len)
         htab_remove(self->by_key, htab_hash_bytes(job_key(job), job->key_len), job);
 }
@@ -322,13 +478,7 @@ void jobs_remove(jobs_t *self, job_t *job)
 
 job_t *jobs_find(const jobs_t *self, uint64_t id)
 {
-    return htab_find(self->by_id, s_id_hash(id), s_eq_id, &id);
-}
-
-job_t *jobs_find_ref(const jobs_t *self, const struct sess *sess, uint64_t ref)
-{
-    ref_key_t k = {sess, ref};
-    return htab_find(self->by_ref, s_ref_hash(sess, ref), s_eq_ref, &k);
+    return idmap_get(self->by_id, id);
 }
 
 job_t *jobs_find_key(const jobs_t *self, const char *key, size_t len)
@@ -376,12 +526,12 @@ job_t *jobs_kept_head(const jobs_t *self)
 
 job_t *jobs_next(const jobs_t *self, size_t *cursor)
 {
-    return htab_next(self->by_id, cursor);
+    return idmap_next(self->by_id, cursor);
 }
 
 uint64_t jobs_count(const jobs_t *self)
 {
-    return htab_count(self->by_id);
+    return idmap_count(self->by_id);
 }
 
 uint64_t jobs_kept(const jobs_t *self)

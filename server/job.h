@@ -1,7 +1,9 @@
 /* job.h -- job records, intrusive job lists, and the registry of jobs.
  *
  * A job is one allocation: the record followed by its task name, its
- * idempotency key and its msgpack arguments.  It sits on exactly one list
+ * idempotency key and its msgpack arguments; records and results come
+ * from a slab allocator (slab.h), so that a job costs no malloc in steady
+ * state.  It sits on exactly one list
  * (or in the timer heap) at a time, through its own links:
  *
  *   state     where                          links used
@@ -14,7 +16,10 @@
  * The registry (jobs_t) owns every record: it indexes them by id, by
  * (submitter session, ref) for resent submits, and by idempotency key,
  * and keeps finished jobs for a time-to-live and up to a count, oldest
- * first, so that any client can still ask for a result by id.
+ * first, so that any client can still ask for a result by id.  Ids and a
+ * submitter's refs come in sequence, so those two indexes are idmaps
+ * (idmap.h), which cost a pointer per job and no cache miss for recent
+ * ones; a submitter's refs go under a number of its own in the top bits.
  */
 #ifndef QJ_JOB_H
 #define QJ_JOB_H

@@ -80,6 +80,35 @@ static void test_same_hash(void **state)
     htab_destroy(&t);
 }
 
+/* One item under two hashes (idmap moves a key's item between tables,
+ * and a caller may index one record twice): removal takes the entry of
+ * the hash it is given, not another of the same item. */
+static void test_remove_by_hash_and_item(void **state)
+{
+    (void)state;
+    htab_t *t = htab_new();
+    item_t a = {.key = 1}, b = {.key = 2};
+    assert_int_equal(htab_insert(t, 5, &a), 0);
+    assert_int_equal(htab_insert(t, 6, &a), 0);
+    assert_int_equal(htab_insert(t, 7, &b), 0);
+    assert_int_equal(htab_remove(t, 7, &a), -1);
+    assert_int_equal(htab_remove(t, 6, &b), -1);
+    assert_int_equal(htab_count(t), 3);
+    assert_int_equal(htab_remove(t, 6, &a), 0);
+    assert_ptr_equal(s_find(t, 5, 1), &a);
+    assert_null(s_find(t, 6, 1));
+    assert_int_equal(htab_remove(t, 6, &a), -1);
+    assert_int_equal(htab_count(t), 2);
+    /* The table's own memory: its slots grow with its items. */
+    size_t small = htab_bytes(t);
+    item_t many[100];
+    for (uint64_t i = 0; i < 100; i++)
+        assert_int_equal(htab_insert(t, 100 + i, &many[i]), 0);
+    assert_true(htab_bytes(t) > small);
+    assert_true(htab_bytes(t) >= 103 * 2 * sizeof(void *));
+    htab_destroy(&t);
+}
+
 static void test_iterate(void **state)
 {
     (void)state;
@@ -103,12 +132,30 @@ static void test_iterate(void **state)
     htab_destroy(&t);
 }
 
+static int s_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void test_hashes(void **state)
 {
     (void)state;
     assert_true(htab_hash_bytes("a", 1) != htab_hash_bytes("b", 1));
     assert_true(htab_hash_bytes("ab", 2) == htab_hash_bytes("ab", 2));
     assert_true(htab_hash_pair(1, 2) != htab_hash_pair(2, 1));
+    /* One-to-one in its second value (idmap relies on it): no two of many
+     * consecutive or scattered values share a hash. */
+    enum { N = 1 << 16 };
+    uint64_t *h = malloc(2 * N * sizeof *h);
+    for (uint64_t i = 0; i < N; i++) {
+        h[i] = htab_hash_pair(0, i);
+        h[N + i] = htab_hash_pair(0, (i + 1) << 40 | 1);
+    }
+    qsort(h, 2 * N, sizeof *h, s_cmp_u64);
+    for (size_t i = 1; i < 2 * N; i++)
+        assert_true(h[i - 1] != h[i]);
+    free(h);
     /* Sequential keys: an aligned group of four shares all but the low two
      * bits; the next group lands elsewhere. */
     uint64_t h8 = htab_hash_seq(7, 8);
@@ -182,6 +229,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_insert_find_remove),
         cmocka_unit_test(test_same_hash),
+        cmocka_unit_test(test_remove_by_hash_and_item),
         cmocka_unit_test(test_iterate),
         cmocka_unit_test(test_hashes),
         cmocka_unit_test(test_sequential_window),

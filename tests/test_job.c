@@ -1,10 +1,14 @@
 /* test_job.c -- job records (one allocation holding task, key and args),
  * results, and the registry: ids, the three indexes, retention by time to
- * live and by count, oldest first across the kept and dead lists. */
+ * live and by count, oldest first across the kept and dead lists; ids far
+ * apart, a restart's replay in any order of id then new ids, refs of many
+ * submitters interleaved, refs out of sequence and held twice, removal
+ * out of order, records and results of every size. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -104,6 +108,248 @@ static void test_indexes(void **state)
     job_free(&d);
     jobs_destroy(&reg, NULL, NULL);
     assert_null(reg);
+}
+
+static void s_release(job_t *job, void *ctx);
+
+/* A job with an explicit id (as the journal's replay makes them). */
+static job_t *s_job_id(jobs_t *reg, uint64_t id, uint64_t ref, const void *sess, const char *key)
+{
+    msg_job_t spec = {.task = {"t", 1}, .ref = ref};
+    if (key)
+        spec.key = (msg_bytes_t){key, (uint32_t)strlen(key)};
+    jobs_reserve(reg, id);
+    job_t *j = job_new(&spec, id);
+    assert_non_null(j);
+    j->sess = (struct sess *)(uintptr_t)sess;
+    assert_int_equal(jobs_add(reg, j), 0);
+    return j;
+}
+
+/* A fixed permutation of 0..n-1. */
+static size_t *s_shuffle(size_t n, uint64_t seed)
+{
+    size_t *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = i;
+    for (size_t i = n; i > 1; i--) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        size_t j = (size_t)(seed >> 33) % i;
+        size_t t = v[i - 1];
+        v[i - 1] = v[j];
+        v[j] = t;
+    }
+    return v;
+}
+
+/* Every job iteration yields, once each. */
+static size_t s_count_iterated(const jobs_t *reg)
+{
+    size_t cursor = 0, n = 0;
+    while (jobs_next(reg, &cursor))
+        n++;
+    return n;
+}
+
+static void test_ids_far_apart(void **state)
+{
+    (void)state;
+    jobs_t *reg = jobs_new(1, 60000, 100);
+    const uint64_t ids[] = {1, 2, 300, (uint64_t)1 << 40, ((uint64_t)1 << 40) + 1,
+                            (uint64_t)1 << 62, UINT64_MAX - 5};
+    enum { K = sizeof ids / sizeof ids[0] };
+    job_t *j[K];
+    for (size_t i = 0; i < K; i++)
+        j[i] = s_job_id(reg, ids[i], 0, NULL, NULL);
+    assert_int_equal(jobs_peek_id(reg), UINT64_MAX - 4);
+    for (size_t i = 0; i < K; i++) {
+        assert_ptr_equal(jobs_find(reg, ids[i]), j[i]);
+        assert_null(jobs_find(reg, ids[i] + 2));
+    }
+    assert_null(jobs_find(reg, 3));
+    assert_int_equal(s_count_iterated(reg), K);
+    for (size_t i = 0; i < K; i += 2) {
+        jobs_remove(reg, j[i]);
+        job_free(&j[i]);
+    }
+    for (size_t i = 0; i < K; i++)
+        assert_ptr_equal(jobs_find(reg, ids[i]), i % 2 ? j[i] : NULL);
+    assert_int_equal(jobs_count(reg), K / 2);
+    int released = 0;
+    jobs_destroy(&reg, s_release, &released);
+    assert_int_equal(released, K / 2);
+}
+
+/* A restart: the journal replays the jobs it holds in no order of id,
+ * with the sessions and refs they had; new ids follow above them. */
+static void test_replay_then_new(void **state)
+{
+    (void)state;
+    uint64_t base = ((uint64_t)1700000000000 << 16) + 1;
+    jobs_t *reg = jobs_new(base + ((uint64_t)60000 << 16), 60000, 100000);
+    enum { N = 3000, NSESS = 5 };
+    int sess[NSESS];
+    job_t **old = calloc(N, sizeof *old), **young = calloc(N, sizeof *young);
+    size_t *order = s_shuffle(N, 99);
+    char key[32];
+    for (size_t i = 0; i < N; i++) {
+        size_t k = order[i];
+        snprintf(key, sizeof key, "old-%zu", k);
+        old[k] = s_job_id(reg, base + 2 * k, k / NSESS + 1, &sess[k % NSESS],
+                          k % 7 ? NULL : key);
+    }
+    assert_true(jobs_peek_id(reg) >= base + ((uint64_t)60000 << 16));
+    for (size_t i = 0; i < N; i++) {
+        young[i] = s_job(reg, NULL, N + i + 1, &sess[i % NSESS]);
+        assert_true(young[i]->id >= base + ((uint64_t)60000 << 16));
+    }
+    for (size_t k = 0; k < N; k++) {
+        assert_ptr_equal(jobs_find(reg, base + 2 * k), old[k]);
+        assert_null(jobs_find(reg, base + 2 * k + 1));
+        assert_ptr_equal(jobs_find_ref(reg, (void *)&sess[k % NSESS], k / NSESS + 1), old[k]);
+        assert_ptr_equal(jobs_find(reg, young[k]->id), young[k]);
+        assert_ptr_equal(jobs_find_ref(reg, (void *)&sess[k % NSESS], N + k + 1), young[k]);
+        if (k % 7 == 0) {
+            snprintf(key, sizeof key, "old-%zu", k);
+            assert_ptr_equal(jobs_find_key(reg, key, strlen(key)), old[k]);
+        }
+    }
+    assert_int_equal(s_count_iterated(reg), 2 * N);
+    /* The replayed jobs leave in any order; the others stay findable. */
+    for (size_t i = 0; i < N; i++) {
+        size_t k = order[(i * 7919) % N];
+        jobs_remove(reg, old[k]);
+        assert_null(jobs_find(reg, base + 2 * k));
+        assert_null(jobs_find_ref(reg, (void *)&sess[k % NSESS], k / NSESS + 1));
+        job_free(&old[k]);
+    }
+    for (size_t i = 0; i < N; i++) {
+        assert_ptr_equal(jobs_find(reg, young[i]->id), young[i]);
+        assert_ptr_equal(jobs_find_ref(reg, (void *)&sess[i % NSESS], N + i + 1), young[i]);
+    }
+    assert_null(jobs_find_key(reg, "old-0", 5));
+    assert_int_equal(jobs_count(reg), N);
+    int released = 0;
+    jobs_destroy(&reg, s_release, &released);
+    assert_int_equal(released, N);
+    free(order);
+    free(old);
+    free(young);
+}
+
+/* Submitters interleaved, each counting its refs from 1; removal in any
+ * order; a session whose jobs are all gone leaves no trace for the next. */
+static void test_refs_many_sessions(void **state)
+{
+    (void)state;
+    jobs_t *reg = jobs_new(1, 60000, 100000);
+    enum { NSESS = 40, PER = 300, N = NSESS * PER };
+    int sess[NSESS + 1];
+    job_t **j = calloc(N, sizeof *j);
+    uint64_t next_ref[NSESS] = {0};
+    size_t made = 0;
+    uint64_t seed = 5;
+    while (made < N) { /* bursts of 1..20 submits from one session at a time */
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        size_t s = (size_t)(seed >> 40) % NSESS;
+        for (size_t b = 1 + (size_t)(seed >> 20) % 20; b && next_ref[s] < PER; b--, made++) {
+            uint64_t ref = ++next_ref[s];
+            assert_null(jobs_find_ref(reg, (void *)&sess[s], ref));
+            j[s * PER + ref - 1] = s_job(reg, NULL, ref, &sess[s]);
+        }
+    }
+    for (size_t s = 0; s < NSESS; s++)
+        for (uint64_t r = 1; r <= PER; r++)
+            assert_ptr_equal(jobs_find_ref(reg, (void *)&sess[s], r), j[s * PER + r - 1]);
+    assert_null(jobs_find_ref(reg, (void *)&sess[0], PER + 1));
+    assert_null(jobs_find_ref(reg, (void *)&sess[NSESS], 1));
+    size_t *order = s_shuffle(N, 11);
+    for (size_t i = 0; i < N; i++) {
+        size_t k = order[i];
+        jobs_remove(reg, j[k]);
+        job_free(&j[k]);
+        if (i % 997 == 0)
+            for (size_t m = 0; m < N; m++)
+                assert_ptr_equal(jobs_find_ref(reg, (void *)&sess[m / PER], m % PER + 1), j[m]);
+    }
+    assert_int_equal(jobs_count(reg), 0);
+    /* A new session takes a number a gone one had: its refs are its own. */
+    job_t *n = s_job(reg, NULL, 1, &sess[NSESS]);
+    assert_ptr_equal(jobs_find_ref(reg, (void *)&sess[NSESS], 1), n);
+    for (size_t s = 0; s < NSESS; s++)
+        assert_null(jobs_find_ref(reg, (void *)&sess[s], 1));
+    jobs_remove(reg, n);
+    job_free(&n);
+    free(order);
+    free(j);
+    jobs_destroy(&reg, NULL, NULL);
+}
+
+/* Refs a client numbers its own way (large, far apart), and a pair held
+ * twice (a journal replays a resubmit made after the first job was
+ * forgotten by count): the older is found first, then the other. */
+static void test_refs_far_and_twice(void **state)
+{
+    (void)state;
+    jobs_t *reg = jobs_new(1, 60000, 100);
+    int s1, s2;
+    job_t *a = s_job(reg, NULL, (uint64_t)1 << 40, &s1);
+    job_t *b = s_job(reg, NULL, UINT64_MAX, &s1);
+    job_t *c = s_job(reg, NULL, UINT64_MAX, &s2);
+    job_t *d = s_job(reg, NULL, ((uint64_t)1 << 40) - 1, &s1);
+    assert_ptr_equal(jobs_find_ref(reg, (void *)&s1, (uint64_t)1 << 40), a);
+    assert_ptr_equal(jobs_find_ref(reg, (void *)&s1, UINT64_MAX), b);
+    assert_ptr_equal(jobs_find_ref(reg, (void *)&s2, UINT64_MAX), c);
+    assert_ptr_equal(jobs_find_ref(reg, (void *)&s1, ((uint64_t)1 << 40) - 1), d);
+    assert_null(jobs_find_ref(reg, (void *)&s2, (uint64_t)1 << 40));
+
+    job_t *first = s_job(reg, NULL, 9, &s1), *second = s_job(reg, NULL, 9, &s1);
+    job_t *third = s_job(reg, NULL, 9, &s1);
+    assert_ptr_equal(jobs_find_ref(reg, (void *)&s1, 9), first);
+    jobs_remove(reg, second); /* a later one leaves first: the first stays */
+    assert_ptr_equal(jobs_find_ref(reg, (void *)&s1, 9), first);
+    jobs_remove(reg, first);
+    assert_ptr_equal(jobs_find_ref(reg, (void *)&s1, 9), third);
+    jobs_remove(reg, third);
+    assert_null(jobs_find_ref(reg, (void *)&s1, 9));
+    job_free(&first);
+    job_free(&second);
+    job_free(&third);
+    int released = 0;
+    jobs_destroy(&reg, s_release, &released);
+    assert_int_equal(released, 4);
+}
+
+/* Records and results of every size, small ones from the slab and large
+ * ones from malloc, freed by the size they have. */
+static void test_record_sizes(void **state)
+{
+    (void)state;
+    enum { BIG = 3000 };
+    char *buf = malloc(BIG);
+    for (size_t i = 0; i < BIG; i++)
+        buf[i] = (char)(i * 31);
+    for (uint32_t len = 0; len < BIG; len += len < 600 ? 1 : 97) {
+        msg_job_t spec = {.task = {"t", 1}, .args = {buf, len}};
+        job_t *j = job_new(&spec, 1 + len);
+        assert_non_null(j);
+        assert_memory_equal(job_args(j), buf, len);
+        size_t bytes = job_bytes(j);
+        assert_int_equal(job_set_result(j, (msg_bytes_t){buf, len}, (msg_bytes_t){0},
+                                        (msg_bytes_t){"w", 1}, 1, 2), 0);
+        assert_true(job_bytes(j) > bytes + len);
+        msg_bytes_t val, err, wk;
+        job_result_view(j->res, &val, &err, &wk);
+        assert_int_equal(val.len, len);
+        if (len)
+            assert_memory_equal(val.ptr, buf, len);
+        assert_int_equal(job_set_result(j, (msg_bytes_t){0}, (msg_bytes_t){"e", 1},
+                                        (msg_bytes_t){0}, 0, 0), 0);
+        assert_int_equal(j->res->err_len, 1);
+        job_free(&j);
+    }
+    free(buf);
 }
 
 static void s_release(job_t *job, void *ctx)
@@ -214,6 +460,11 @@ int main(void)
         cmocka_unit_test(test_retention_count),
         cmocka_unit_test(test_destroy_releases),
         cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_ids_far_apart),
+        cmocka_unit_test(test_replay_then_new),
+        cmocka_unit_test(test_refs_many_sessions),
+        cmocka_unit_test(test_refs_far_and_twice),
+        cmocka_unit_test(test_record_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
