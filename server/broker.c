@@ -552,11 +552,11 @@ static long s_timeout(const broker_t *b)
     return until > b->now_ms ? (long)(until - b->now_ms) : 0;
 }
 
-/* One turn's work after reading.  JOBS go to workers at once, and so do
- * RESULTS (with --fsync always, once durable); ACCEPTED once the journal
- * holds the jobs they announce at the --fsync level (s_flush_acks,
- * s_flush_results).  Returns 0, or -1 with a message on a fatal journal
- * error. */
+/* One turn's work after reading.  JOBS go to workers at once, RESULTS
+ * once the turn's records are written (with --fsync always, synced),
+ * ACCEPTED once the journal holds the jobs they announce at the --fsync
+ * level (s_flush_acks, s_flush_results).  Returns 0, or -1 with a message
+ * on a fatal journal error. */
 static int s_turn(broker_t *b, char *err, size_t errlen)
 {
     dispatch_due(b);
@@ -569,7 +569,8 @@ static int s_turn(broker_t *b, char *err, size_t errlen)
     dispatch_run(b);
     /* What waits for no journal write goes first, JOBS above all: the
      * write(2) and the wake-up of the sync thread are off the path of a
-     * job to its worker.  What the commit made durable goes after it. */
+     * job to its worker.  What the commit wrote or made durable goes after
+     * it. */
     s_flush(b);
     if (store_commit(b, err, errlen) != 0)
         return -1;

@@ -9,20 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "jbuf.h"
+#include "jreplay.h"
 #include "log.h"
 #include "syncer.h"
 
 #define WRITE_AT (4u * 1024 * 1024)  /* buffered bytes written at once, mid-turn */
 #define COMPACT_RETRY_MS 10000       /* wait after a failed compaction */
-#define KIND_LOG 1
-#define KIND_SNAPSHOT 2
 #define NAME_LEN 64
 
 struct journal {
@@ -36,8 +35,7 @@ struct journal {
     uint64_t log_bytes;         /* record bytes in the segments after it */
     uint64_t *segs;             /* segments found at open, ascending */
     uint32_t nsegs;
-    uint8_t *buf;               /* appended, not yet written */
-    size_t len, cap;
+    jbuf_t *buf;                /* appended, not yet written */
     uint64_t appended, written, durable; /* lsn: see journal.h */
     uint64_t count;             /* records appended (a snapshot's END counts them) */
     int write_errno;            /* the last write failed; 0 = it did not */
@@ -58,14 +56,6 @@ static void s_le(uint8_t *p, uint64_t v, int n)
 {
     for (int i = 0; i < n; i++)
         p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t s_get_le(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
 }
 
 static void s_name(char *out, const char *prefix, uint64_t n, const char *suffix)
@@ -150,9 +140,10 @@ static int s_create(journal_t *j, const char *name, int kind, uint64_t number, b
  * next try, and says so once in the log. */
 static int s_write(journal_t *j)
 {
-    size_t off = 0;
-    while (off < j->len) {
-        ssize_t n = write(j->fd, j->buf + off, j->len - off);
+    size_t off = 0, len;
+    const uint8_t *data = jbuf_data(j->buf, &len);
+    while (off < len) {
+        ssize_t n = write(j->fd, data + off, len - off);
         if (n > 0) {
             off += (size_t)n;
             continue;
@@ -160,8 +151,7 @@ static int s_write(journal_t *j)
         if (n < 0 && errno == EINTR)
             continue;
         int e = n < 0 ? errno : EIO;
-        memmove(j->buf, j->buf + off, j->len - off);
-        j->len -= off;
+        jbuf_consume(j->buf, off);
         j->written += off;
         j->log_bytes += off;
         if (!j->write_errno)
@@ -172,7 +162,7 @@ static int s_write(journal_t *j)
                  strerror(e));
         return -1;
     }
-    j->len = 0;
+    jbuf_consume(j->buf, off);
     j->written += off;
     j->log_bytes += off;
     if (j->cfg.sync == JOURNAL_SYNC_OFF)
@@ -271,7 +261,9 @@ static int s_list(journal_t *j)
 journal_t *journal_open(const journal_config_t *cfg, char *err, size_t errlen)
 {
     journal_t *j = calloc(1, sizeof *j);
-    if (!j || !(j->dir = strdup(cfg->dir))) {
+    if (!j || !(j->dir = strdup(cfg->dir)) || !(j->buf = jbuf_new())) {
+        if (j)
+            free(j->dir);
         free(j);
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -310,162 +302,31 @@ journal_t *journal_open(const journal_config_t *cfg, char *err, size_t errlen)
 
 /* ---- replay */
 
-typedef struct replay {
-    journal_t *j;
-    journal_apply_fn apply;
-    void *ctx;
-    journal_replay_t *rep;
-    const char *name;           /* file being read */
-    size_t body_len;            /* its bytes after the header */
-    bool stopped;               /* apply returned -1 */
-    bool saw_end;               /* a snapshot's END */
-    int tail_type;              /* a damaged tail: its header's type, or -1 */
-    const char *tail_why;
-} replay_t;
-
-static int s_on_intact(void *arg, size_t off, uint8_t type, const uint8_t *payload, size_t len)
-{
-    replay_t *r = arg;
-    jrec_t rec;
-    char why[160];
-    if (jrec_decode(type, payload, len, &rec, why, sizeof why) != 0) {
-        log_warn("journal: %s offset %zu: %s record unreadable (%s): skipped, the others "
-                 "are kept", r->name, JOURNAL_HEADER_LEN + off, jrec_type_name(type), why);
-        r->rep->damaged++;
-        return 0;
-    }
-    if (type == JREC_END) {
-        r->saw_end = true;
-        return 0;
-    }
-    r->rep->records++;
-    if (r->apply(r->ctx, &rec) != 0) {
-        r->stopped = true;
-        return -1;
-    }
-    return 0;
-}
-
-static void s_on_damaged(void *arg, size_t off, size_t len, int type, const char *why)
-{
-    replay_t *r = arg;
-    if (off + len == r->body_len) {   /* the tail: cut afterwards, reported then */
-        r->tail_type = type;
-        r->tail_why = why;
-        return;
-    }
-    r->rep->damaged++;
-    log_warn("journal: %s offset %zu: damaged %s record (%s): %zu bytes skipped, the records "
-             "after them are kept", r->name, JOURNAL_HEADER_LEN + off,
-             type < 0 ? "unknown" : jrec_type_name(type), why, len);
-}
-
-/* Replay one file; *size gets its size afterwards (tail cut), 0 if it
- * was removed or skipped. */
-static int s_replay_file(replay_t *r, int kind, uint64_t number, uint64_t *size, char *err,
-                         size_t errlen)
-{
-    journal_t *j = r->j;
-    char name[NAME_LEN];
-    s_name(name, kind == KIND_LOG ? "journal" : "snapshot", number, "");
-    r->name = name;
-    *size = 0;
-    int fd = openat(j->dirfd, name, (kind == KIND_LOG ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        snprintf(err, errlen, "cannot read %s/%s: %s", j->dir, name, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    size_t total = (size_t)st.st_size;
-    if (total < JOURNAL_HEADER_LEN) {
-        /* Created, not yet written when the broker stopped: nothing in it. */
-        log_warn("journal: %s holds %zu bytes, not even its header: removed", name, total);
-        close(fd);
-        unlinkat(j->dirfd, name, 0);
-        return 0;
-    }
-    uint8_t *buf = mmap(NULL, total, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (buf == MAP_FAILED) {
-        snprintf(err, errlen, "cannot read %s/%s: %s", j->dir, name, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    r->rep->files++;
-    uint32_t version = (uint32_t)s_get_le(buf + 4, 2);
-    int rc = 0;
-    if (memcmp(buf, "QJJL", 4) != 0 || s_get_le(buf + 20, 4) != jrec_crc(0, buf, 20)) {
-        log_warn("journal: %s has a damaged header: the file is skipped", name);
-        r->rep->damaged++;
-    } else if (version > JOURNAL_VERSION) {
-        snprintf(err, errlen, "%s/%s was written by a newer qbroker (journal version %u; this "
-                 "one reads version %u): run that version, or move the directory aside",
-                 j->dir, name, version, JOURNAL_VERSION);
-        rc = -1;
-    } else if (buf[6] != kind) {
-        log_warn("journal: %s is not a %s file: skipped", name,
-                 kind == KIND_LOG ? "segment" : "snapshot");
-        r->rep->damaged++;
-    } else if (total == JOURNAL_HEADER_LEN && kind == KIND_LOG) {
-        unlinkat(j->dirfd, name, 0); /* a start with no record after it: of no use */
-        total = 0;
-    } else {
-        r->body_len = total - JOURNAL_HEADER_LEN;
-        r->saw_end = false;
-        r->tail_type = -2;
-        size_t good = jrec_scan(buf + JOURNAL_HEADER_LEN, r->body_len, s_on_intact,
-                                s_on_damaged, r);
-        if (r->stopped) {
-            snprintf(err, errlen, "replay of %s/%s stopped (out of memory?)", j->dir, name);
-            rc = -1;
-        } else if (good < r->body_len && r->tail_type != -2) {
-            size_t cut = r->body_len - good;
-            r->rep->cut += cut;
-            if (kind == KIND_LOG && ftruncate(fd, (off_t)(JOURNAL_HEADER_LEN + good)) == 0) {
-                log_warn("journal: %s offset %zu: torn tail of %zu bytes (%s record: %s) cut",
-                         name, JOURNAL_HEADER_LEN + good, cut,
-                         r->tail_type < 0 ? "unknown" : jrec_type_name(r->tail_type),
-                         r->tail_why);
-                total = JOURNAL_HEADER_LEN + good;
-            } else {
-                r->rep->damaged++;
-                log_warn("journal: %s offset %zu: %zu damaged bytes at the end (%s) skipped",
-                         name, JOURNAL_HEADER_LEN + good, cut, r->tail_why);
-            }
-        }
-        if (kind == KIND_SNAPSHOT && !r->saw_end && rc == 0)
-            log_warn("journal: %s has no END record: it is incomplete; its records are kept",
-                     name);
-    }
-    munmap(buf, (size_t)st.st_size);
-    close(fd);
-    *size = total;
-    return rc;
-}
-
 int journal_replay(journal_t *j, journal_apply_fn apply, void *ctx, journal_replay_t *out,
                    char *err, size_t errlen)
 {
     journal_replay_t rep = {0};
-    replay_t r = {.j = j, .apply = apply, .ctx = ctx, .rep = &rep};
+    jreplay_t r = {.dirfd = j->dirfd, .dir = j->dir, .apply = apply, .ctx = ctx, .rep = &rep};
+    char name[NAME_LEN];
     uint64_t size, last = j->snap;
     if (j->snap) {
-        if (s_replay_file(&r, KIND_SNAPSHOT, j->snap, &size, err, errlen) != 0)
+        s_name(name, "snapshot", j->snap, "");
+        if (jreplay_file(&r, name, JOURNAL_KIND_SNAPSHOT, &size, err, errlen) != 0)
             return -1;
         j->snap_bytes = size;
     }
     for (uint32_t i = 0; i < j->nsegs; i++) {
-        if (s_replay_file(&r, KIND_LOG, j->segs[i], &size, err, errlen) != 0)
+        s_name(name, "journal", j->segs[i], "");
+        if (jreplay_file(&r, name, JOURNAL_KIND_LOG, &size, err, errlen) != 0)
             return -1;
         if (size > JOURNAL_HEADER_LEN)
             j->log_bytes += size - JOURNAL_HEADER_LEN;
         last = j->segs[i];
     }
     j->seg = last + 1;
-    char name[NAME_LEN];
     s_name(name, "journal", j->seg, "");
-    j->fd = s_create(j, name, KIND_LOG, j->seg, j->cfg.sync != JOURNAL_SYNC_OFF, err, errlen);
+    j->fd = s_create(j, name, JOURNAL_KIND_LOG, j->seg, j->cfg.sync != JOURNAL_SYNC_OFF, err,
+                     errlen);
     if (j->fd < 0)
         return -1;
     if (j->cfg.sync == JOURNAL_SYNC_BATCH &&
@@ -480,24 +341,12 @@ int journal_replay(journal_t *j, journal_apply_fn apply, void *ctx, journal_repl
 
 int journal_append(journal_t *j, const jrec_t *rec)
 {
-    size_t n = jrec_size(rec);
+    size_t n = jbuf_append(j->buf, rec);
     if (n == 0)
         return -1;
-    if (j->len + n > j->cap) {
-        size_t cap = j->cap ? j->cap * 2 : 64 * 1024;
-        while (cap < j->len + n)
-            cap *= 2;
-        uint8_t *v = realloc(j->buf, cap);
-        if (!v)
-            return -1;
-        j->buf = v;
-        j->cap = cap;
-    }
-    jrec_encode(rec, j->buf + j->len);
-    j->len += n;
     j->appended += n;
     j->count++;
-    if (j->len >= WRITE_AT && j->fd >= 0)
+    if (jbuf_len(j->buf) >= WRITE_AT && j->fd >= 0)
         s_write(j); /* a failure is retried by the next commit */
     return 0;
 }
@@ -514,7 +363,7 @@ uint64_t journal_durable(const journal_t *j)
 
 size_t journal_pending(const journal_t *j)
 {
-    return j->len;
+    return jbuf_len(j->buf);
 }
 
 const char *journal_failing(const journal_t *j)
@@ -526,7 +375,7 @@ int journal_commit(journal_t *j, char *err, size_t errlen)
 {
     if (j->sync_errno)
         return s_fatal(j, j->sync_errno, err, errlen);
-    if (j->len && s_write(j) != 0)
+    if (jbuf_len(j->buf) && s_write(j) != 0)
         return 0; /* kept; journal_failing says why */
     if (j->durable >= j->written)
         return 0;
@@ -568,9 +417,9 @@ int journal_flush(journal_t *j, char *err, size_t errlen)
 {
     if (j->fd < 0)
         return 0;
-    if (j->len && s_write(j) != 0) {
+    if (jbuf_len(j->buf) && s_write(j) != 0) {
         snprintf(err, errlen, "%s: %llu bytes of journal not written", j->failing,
-                 (unsigned long long)j->len);
+                 (unsigned long long)jbuf_len(j->buf));
         return -1;
     }
     if (j->cfg.sync == JOURNAL_SYNC_OFF || j->durable >= j->written)
@@ -585,14 +434,14 @@ int journal_flush(journal_t *j, char *err, size_t errlen)
  * and go on in a new one.  Returns 0, or -1 with a message. */
 static int s_rotate(journal_t *j, char *err, size_t errlen)
 {
-    if (j->len && s_write(j) != 0) {
+    if (jbuf_len(j->buf) && s_write(j) != 0) {
         snprintf(err, errlen, "%s", j->failing);
         return -1;
     }
     char name[NAME_LEN];
     s_name(name, "journal", j->seg + 1, "");
     bool sync = j->cfg.sync != JOURNAL_SYNC_OFF;
-    int fd = s_create(j, name, KIND_LOG, j->seg + 1, sync, err, errlen);
+    int fd = s_create(j, name, JOURNAL_KIND_LOG, j->seg + 1, sync, err, errlen);
     if (fd < 0)
         return -1;
     /* The old segment is durable before the new one takes records: the
@@ -619,13 +468,12 @@ static int s_child(journal_t *j, pid_t parent, uint64_t covered, journal_snapsho
     close(j->lockfd);
     char name[NAME_LEN], err[256];
     s_name(name, "snapshot", covered, ".tmp");
-    int fd = s_create(j, name, KIND_SNAPSHOT, covered, false, err, sizeof err);
+    int fd = s_create(j, name, JOURNAL_KIND_SNAPSHOT, covered, false, err, sizeof err);
     if (fd < 0) {
         log_error("journal: compaction: %s", err);
         return 1;
     }
-    j->fd = fd;
-    j->len = 0;
+    j->fd = fd; /* (the buffer is empty: s_rotate wrote it) */
     j->count = 0;
     j->write_errno = 0;
     if (snap(ctx, j) != 0)
@@ -793,7 +641,7 @@ void journal_destroy(journal_t **self_p)
         close(j->lockfd); /* and the lock with it */
     if (j->dirfd >= 0)
         close(j->dirfd);
-    free(j->buf);
+    jbuf_destroy(&j->buf);
     free(j->segs);
     free(j->dir);
     free(j);

@@ -8,13 +8,15 @@
  *   snapshot.000006    the live state as of the end of journal.000006
  *   snapshot.000006.tmp  a snapshot being written (removed at start)
  *
- * Replay reads the newest snapshot and every segment numbered after it;
- * a damaged record is reported (file, offset, type) and skipped, the
- * records around it are kept, and a torn tail is cut.  Appending then
- * goes to a fresh segment.
+ * Replay reads the newest snapshot and every segment numbered after it
+ * (jreplay.h); a damaged record is reported (file, offset, type) and
+ * skipped, the records around it are kept, and a torn tail is cut.
+ * Appending then goes to a fresh segment.
  *
- * Records are appended to a memory buffer while the loop turns and
- * written with one write(2) at the end of the turn (journal_commit).
+ * Records are appended to a memory buffer while the loop turns (jbuf.h:
+ * a job's JOB, DISPATCH and FINISH join the records of the jobs around
+ * it) and written with one write(2) at the end of the turn
+ * (journal_commit).
  * Positions in the journal are counted in bytes appended since start
  * ("lsn"): journal_appended() is the end of what has been appended,
  * journal_durable() the end of what is safe at the --fsync level:
@@ -43,8 +45,10 @@
 
 #include "jrec.h"
 
-#define JOURNAL_VERSION 1      /* of the files: see the checklist in JOURNAL.md */
+#define JOURNAL_VERSION 2      /* of the files: see the checklist in JOURNAL.md */
 #define JOURNAL_HEADER_LEN 24  /* bytes of a segment or snapshot header */
+#define JOURNAL_KIND_LOG 1      /* the header's kind: a log segment, */
+#define JOURNAL_KIND_SNAPSHOT 2 /* a snapshot */
 
 typedef enum journal_sync {
     JOURNAL_SYNC_OFF,
@@ -60,7 +64,7 @@ typedef struct journal_config {
 
 /* What a replay found. */
 typedef struct journal_replay {
-    uint64_t records;          /* intact records handed to the caller */
+    uint64_t records;          /* records (items of grouped ones) handed to the caller */
     uint64_t damaged;          /* damaged stretches skipped (each reported) */
     uint64_t cut;              /* bytes of torn tails cut */
     uint32_t files;            /* snapshot and segments read */
@@ -68,8 +72,9 @@ typedef struct journal_replay {
 
 typedef struct journal journal_t;
 
-/* Called for each intact record in order.  Pointers in rec borrow from
- * the file being read, for the call only.  Return 0, or -1 to stop the
+/* Called for each intact record in order (each item of a grouped one as
+ * a record of its own).  Pointers in rec borrow from the file being read,
+ * for the call only.  Return 0, or -1 to stop the
  * replay (the broker cannot go on: out of memory). */
 typedef int (*journal_apply_fn)(void *ctx, const jrec_t *rec);
 

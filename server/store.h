@@ -62,11 +62,11 @@ uint64_t store_lsn(const broker_t *b);
 uint64_t store_durable(const broker_t *b);
 
 /* The position up to which results may be sent.  With --fsync always, the
- * durable one; otherwise the end of what is appended: a result need not
- * wait for its FINISH record to be written or synced, since a FINISH lost
- * with the broker or the machine only means that its job runs again (at
- * least once, as a lost lease does), while an ACCEPTED must wait, since a
- * lost JOB record loses the job. */
+ * durable one; otherwise the end of what is written: then a result whose
+ * client has it survives the broker's crash, and need not wait for the
+ * group commit, since a FINISH lost with the machine only means that its
+ * job runs again (at least once, as a lost lease does), while an ACCEPTED
+ * must wait, since a lost JOB record loses the job. */
 uint64_t store_shown(const broker_t *b);
 
 /* True if records wait to be written: the loop turns again at once. */

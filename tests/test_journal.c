@@ -1,9 +1,10 @@
 /* test_journal.c -- the journal's files: a round trip of every record type
  * at each --fsync level, lsn positions, a torn tail cut, a damaged record
- * in the middle reported (file, offset, type) and skipped, compaction
- * keeping exactly the live state it was given, a failed compaction
- * keeping the log, the directory lock, files of a newer version, and
- * leftovers of an interrupted start. */
+ * in the middle reported (file, offset, type) and skipped, the items of a
+ * job's life grouped into few records (and lost together when their
+ * record is damaged), compaction keeping exactly the live state it was
+ * given, a failed compaction keeping the log, the directory lock, files of
+ * a newer or an older version, and leftovers of an interrupted start. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -108,6 +109,15 @@ static jrec_t s_job(uint64_t id, const char *task)
 {
     return (jrec_t){.type = JREC_JOB, .id = id, .queue = {"default", 7},
                     .task = {task, (uint32_t)strlen(task)}, .args = {"\x93\x01\x02\x03", 4}};
+}
+
+/* A job in a record of its own: queued at a time of its own (the head of
+ * a JOB record), so that it cannot join the job before it. */
+static jrec_t s_job_alone(uint64_t id, const char *task)
+{
+    jrec_t r = s_job(id, task);
+    r.t_queued = 1000 + id;
+    return r;
 }
 
 /* One record of each type a log holds. */
@@ -247,13 +257,13 @@ static void test_corrupt_middle_record_reported_and_skipped(void **state)
     char err[256];
     journal_t *j = s_open(JOURNAL_SYNC_OFF, &seen, &rep);
     for (uint64_t id = 1; id <= 5; id++) {
-        jrec_t r = s_job(id, "t");
+        jrec_t r = s_job_alone(id, "t");
         assert_int_equal(journal_append(j, &r), 0);
     }
     assert_int_equal(journal_flush(j, err, sizeof err), 0);
     journal_destroy(&j);
     /* Flip one byte inside the third record's payload. */
-    jrec_t first = s_job(1, "t");
+    jrec_t first = s_job_alone(1, "t");
     size_t rec = jrec_size(&first);
     size_t at = JOURNAL_HEADER_LEN + 2 * rec;
     int fd = open(s_path("journal.000001"), O_RDWR);
@@ -276,6 +286,137 @@ static void test_corrupt_middle_record_reported_and_skipped(void **state)
     if (!strstr(text, where))
         fail_msg("the report does not say '%s':\n%s", where, text);
     assert_non_null(strstr(text, "checksum mismatch"));
+    free(text);
+}
+
+/* The records of a segment file: (offset, type, payload length). */
+typedef struct recs {
+    int n;
+    size_t off[64];
+    uint8_t type[64];
+    size_t len[64];
+} recs_t;
+
+static recs_t s_records(const char *name)
+{
+    recs_t r = {0};
+    int fd = open(s_path(name), O_RDONLY);
+    assert_true(fd >= 0);
+    static uint8_t data[1 << 16];
+    ssize_t n = read(fd, data, sizeof data);
+    close(fd);
+    assert_true(n >= JOURNAL_HEADER_LEN && n < (ssize_t)sizeof data);
+    for (size_t off = JOURNAL_HEADER_LEN; off + JREC_HEADER_LEN <= (size_t)n && r.n < 64;) {
+        size_t plen = data[off + 4] | (size_t)data[off + 5] << 8 | (size_t)data[off + 6] << 16;
+        r.off[r.n] = off;
+        r.type[r.n] = data[off + 2];
+        r.len[r.n++] = plen;
+        off += JREC_HEADER_LEN + plen;
+    }
+    return r;
+}
+
+static void test_items_grouped_into_few_records(void **state)
+{
+    (void)state;
+    seen_t seen;
+    journal_replay_t rep;
+    char err[256];
+    journal_t *j = s_open(JOURNAL_SYNC_ALWAYS, &seen, &rep);
+    /* A turn: ten jobs of one submitter, then a job of another queue; ten
+     * leases; ten results of one worker, one of another; a cancel; a
+     * lease at another time. */
+    for (uint64_t id = 1; id <= 10; id++) {
+        jrec_t r = s_job(id, id % 2 ? "odd" : "even");
+        assert_int_equal(journal_append(j, &r), 0);
+    }
+    jrec_t other = s_job(11, "t");
+    other.queue = (msg_bytes_t){"other", 5};
+    assert_int_equal(journal_append(j, &other), 0);
+    for (uint64_t id = 1; id <= 10; id++) {
+        jrec_t r = {.type = JREC_DISPATCH, .id = id, .attempt = 1, .t_dispatched = 77};
+        assert_int_equal(journal_append(j, &r), 0);
+    }
+    for (uint64_t id = 1; id <= 11; id++) {
+        jrec_t r = {.type = JREC_FINISH, .id = id, .st = MSG_ST_OK, .attempt = 1,
+                    .final_us = 88, .wk = id < 11 ? (msg_bytes_t){"w1", 2}
+                                                  : (msg_bytes_t){"w2", 2}};
+        assert_int_equal(journal_append(j, &r), 0);
+    }
+    jrec_t cancel = {.type = JREC_CANCEL, .id = 3};
+    jrec_t later = {.type = JREC_DISPATCH, .id = 11, .attempt = 1, .t_dispatched = 99};
+    assert_int_equal(journal_append(j, &cancel), 0);
+    assert_int_equal(journal_append(j, &later), 0);
+    uint64_t appended = journal_appended(j);
+    assert_int_equal(journal_pending(j), appended);
+    assert_int_equal(journal_commit(j, err, sizeof err), 0);
+    assert_int_equal(journal_durable(j), appended);
+    /* The lsn counts the bytes of the file, group headers included. */
+    assert_int_equal(s_size("journal.000001"), JOURNAL_HEADER_LEN + (off_t)appended);
+    recs_t recs = s_records("journal.000001");
+    uint8_t want[] = {JREC_JOB, JREC_JOB, JREC_DISPATCH, JREC_FINISH, JREC_FINISH, JREC_CANCEL,
+                      JREC_DISPATCH};
+    assert_int_equal(recs.n, 7);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(recs.type[i], want[i]);
+    /* Ten leases: one time, then (id, attempt) each. */
+    assert_int_equal(recs.len[2], 8 + 10 * (8 + 2));
+    journal_destroy(&j);
+
+    j = s_open(JOURNAL_SYNC_OFF, &seen, &rep);
+    assert_int_equal(seen.n, 11 + 10 + 11 + 2);
+    assert_int_equal(rep.records, 34);
+    for (int i = 0; i < 11; i++) {
+        assert_int_equal(seen.type[i], JREC_JOB);
+        assert_int_equal(seen.id[i], (uint64_t)i + 1);
+        assert_string_equal(seen.task[i], i == 10 ? "t" : i % 2 ? "even" : "odd");
+    }
+    assert_int_equal(seen.type[11], JREC_DISPATCH);
+    assert_int_equal(seen.id[20], 10);
+    assert_int_equal(seen.type[21], JREC_FINISH);
+    assert_int_equal(seen.id[31], 11);
+    assert_int_equal(seen.type[32], JREC_CANCEL);
+    assert_int_equal(seen.type[33], JREC_DISPATCH);
+    journal_destroy(&j);
+}
+
+static void test_damaged_group_loses_its_items_only(void **state)
+{
+    (void)state;
+    seen_t seen;
+    journal_replay_t rep;
+    char err[256];
+    journal_t *j = s_open(JOURNAL_SYNC_OFF, &seen, &rep);
+    /* Three turns of four jobs each: three records. */
+    for (uint64_t id = 1; id <= 12; id++) {
+        jrec_t r = s_job(id, "t");
+        r.t_queued = 1000 + (id - 1) / 4;
+        assert_int_equal(journal_append(j, &r), 0);
+        if (id % 4 == 0)
+            assert_int_equal(journal_commit(j, err, sizeof err), 0);
+    }
+    journal_destroy(&j);
+    recs_t recs = s_records("journal.000001");
+    assert_int_equal(recs.n, 3);
+    /* One byte of the second record's last job. */
+    int fd = open(s_path("journal.000001"), O_RDWR);
+    uint8_t byte;
+    off_t at = (off_t)(recs.off[1] + JREC_HEADER_LEN + recs.len[1] - 2);
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    byte ^= 0x01;
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+    replay_run_t run;
+    char *text = s_capture_stderr(s_replay_quietly, &run);
+    assert_int_equal(run.seen.n, 8);
+    uint64_t want[] = {1, 2, 3, 4, 9, 10, 11, 12};
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(run.seen.id[i], want[i]);
+    assert_int_equal(run.rep.damaged, 1);
+    char where[128];
+    snprintf(where, sizeof where, "journal.000001 offset %zu: damaged job record", recs.off[1]);
+    if (!strstr(text, where))
+        fail_msg("the report does not say '%s':\n%s", where, text);
     free(text);
 }
 
@@ -404,13 +545,21 @@ static void s_write_file(const char *name, const void *data, size_t len)
     close(fd);
 }
 
+/* A segment of the given version: its header, then one record. */
+static void s_write_version(const char *name, int version)
+{
+    uint8_t f[JOURNAL_HEADER_LEN + 64] = {'Q', 'J', 'J', 'L', (uint8_t)version, 0, 1, 0, 5};
+    uint32_t crc = jrec_crc(0, f, 20);
+    memcpy(f + 20, &crc, 4); /* little-endian machines: the test runs on x86_64/aarch64 */
+    jrec_t r = {.type = JREC_CANCEL, .id = 1};
+    jrec_encode(&r, f + JOURNAL_HEADER_LEN);
+    s_write_file(name, f, JOURNAL_HEADER_LEN + jrec_size(&r));
+}
+
 static void test_newer_version_refused(void **state)
 {
     (void)state;
-    uint8_t h[JOURNAL_HEADER_LEN] = {'Q', 'J', 'J', 'L', JOURNAL_VERSION + 1, 0, 1, 0, 5};
-    uint32_t crc = jrec_crc(0, h, 20);
-    memcpy(h + 20, &crc, 4); /* little-endian machines: the test runs on x86_64/aarch64 */
-    s_write_file("journal.000005", h, sizeof h);
+    s_write_version("journal.000005", JOURNAL_VERSION + 1);
     journal_config_t cfg = {.dir = s_dir, .sync = JOURNAL_SYNC_OFF};
     char err[512];
     journal_t *j = journal_open(&cfg, err, sizeof err);
@@ -419,6 +568,26 @@ static void test_newer_version_refused(void **state)
     assert_int_equal(journal_replay(j, s_collect, &seen, NULL, err, sizeof err), -1);
     assert_non_null(strstr(err, "newer qbroker"));
     journal_destroy(&j);
+}
+
+static void test_older_version_refused(void **state)
+{
+    (void)state;
+    s_write_version("journal.000005", JOURNAL_VERSION - 1);
+    journal_config_t cfg = {.dir = s_dir, .sync = JOURNAL_SYNC_OFF};
+    char err[512];
+    journal_t *j = journal_open(&cfg, err, sizeof err);
+    assert_non_null(j);
+    seen_t seen = {0};
+    assert_int_equal(journal_replay(j, s_collect, &seen, NULL, err, sizeof err), -1);
+    assert_int_equal(seen.n, 0);
+    assert_non_null(strstr(err, "journal.000005 was written by an older qbroker (journal "
+                                "version 1"));
+    assert_non_null(strstr(err, "move the directory aside"));
+    journal_destroy(&j);
+    /* Nothing was changed: the files wait for the qbroker that reads them. */
+    assert_true(s_exists("journal.000005"));
+    assert_false(s_exists("journal.000006"));
 }
 
 static void test_leftovers_of_an_interrupted_start(void **state)
@@ -452,12 +621,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_cut, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_middle_record_reported_and_skipped,
                                         s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_items_grouped_into_few_records, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_group_loses_its_items_only, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_compaction_keeps_exactly_the_live_state, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_failed_compaction_keeps_the_log, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_the_directory_is_locked, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_newer_version_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_older_version_refused, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_leftovers_of_an_interrupted_start, s_setup,
                                         s_teardown),
     };

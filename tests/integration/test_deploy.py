@@ -280,13 +280,15 @@ class ConfigFileTest(harness.ClusterTest):
         epfile = self.c.path("endpoint")
         conf = self.write("qjob.conf", "[qjob]\nlog-level = debug\n"
                           "[qbroker]\nbind = %s\nendpoint-file = %s\nheartbeat = 500\n"
+                          "data-dir = %s\n"
                           "[qworker]\nbroker = %s\nprocs = 1\ncoros = 3\nname = fromfile\n"
-                          % (sock, epfile, sock))
+                          % (sock, epfile, self.c.path("data"), sock))
         self.c.env["QJOB_CONFIG"] = conf
         self.c.start("qbroker", [QBROKER])
         wait_for(lambda: read(epfile).strip(),
                  what="qbroker to write the endpoint file the config names")
         self.assertEqual(read(epfile).split(), [sock])
+        self.assertTrue(os.path.exists(self.c.path("data/LOCK")), "data-dir from the file")
         self.c.endpoint = sock
         self.c.start("qworker", [QWORKER])
         wait_for(lambda: self.c.total_slots() >= 3, timeout=15, what="3 slots from the file")
@@ -298,8 +300,9 @@ class ConfigFileTest(harness.ClusterTest):
     def test_command_line_replaces_file_binds(self):
         epfile = self.c.path("endpoint")
         conf = self.write("qjob.conf", "[qbroker]\nbind = ipc://%s\nbind = ipc://%s\n"
-                          "endpoint-file = %s\n" % (self.c.path("a.sock"), self.c.path("b.sock"),
-                                                   epfile))
+                          "endpoint-file = %s\ndata-dir = %s\n"
+                          % (self.c.path("a.sock"), self.c.path("b.sock"), epfile,
+                             self.c.path("data")))
         mine = "ipc://" + self.c.path("c.sock")
         self.c.start("qbroker", [QBROKER, "--config", conf, "--bind", mine])
         wait_for(lambda: read(epfile).strip(),
