@@ -23,6 +23,12 @@
 #define CLIENT_LIVE_DEFAULT 3
 #define CLIENT_FRAME_SLACK 4096     /* bytes kept free below maxmsg for map overhead */
 #define CLIENT_JOB_OVERHEAD 160     /* bytes a job map costs beyond its strings */
+/* Small strings live inside the handle, so that a tiny job costs one
+ * allocation (or none: handles are recycled) instead of four. */
+#define CLIENT_SUB_INLINE 64        /* bytes of task, queue, key and args kept inline */
+#define CLIENT_WORKER_INLINE 48     /* bytes of a worker name kept inline (with its NUL) */
+#define CLIENT_VALUE_INLINE 16      /* bytes of a result value kept inline */
+#define CLIENT_SPARE_MAX 4096       /* freed handles a client keeps for reuse */
 
 /* A coroutine parked in an embedded client until something it waits for
  * happens.  Lives on that coroutine's stack for the length of the wait. */
@@ -34,7 +40,8 @@ typedef struct client_waiter {
 
 /* What a submit carries until the broker accepts it (kept for resends). */
 typedef struct job_submit {
-    char *task;           /* these four point into one allocation (task) */
+    char *task;           /* these four point into one block: inl if they fit,
+                             else one allocation (task); NULL once freed */
     char *queue;          /* NULL = default */
     char *key;            /* NULL = none */
     unsigned char *args;  /* NULL = nil */
@@ -43,9 +50,12 @@ typedef struct job_submit {
     uint32_t timeout_ms, retries, backoff_ms;
     uint64_t at_us, parent;
     bool detach, progress;
+    char inl[CLIENT_SUB_INLINE];
 } job_submit_t;
 
 struct qj_job {
+    /* What every step of a job's life reads or writes comes first,
+     * together (a few cache lines touched per step, not one per field). */
     qj_client *client;    /* NULL once the client is destroyed */
     uint64_t ref;         /* this client's reference; 0 for attached handles */
     uint64_t id;          /* broker's id; 0 until accepted */
@@ -58,28 +68,29 @@ struct qj_job {
     bool queued;          /* in the client's send queue */
     bool want;            /* the result is wanted (AWAIT sent or pushed) */
     bool cancel_wanted;   /* qj_cancel before acceptance: send on accept */
-    uint64_t batch;       /* SUBMIT message it went out in */
-    job_submit_t sub;     /* freed once accepted */
+    bool cb_due;          /* in the client's due-callback list */
     qj_job *q_next;       /* send queue */
     qj_job *same_next;    /* other handles for the same id (by_id chain) */
-
-    /* outcome, owned by the handle */
-    unsigned char *value; size_t value_len;
-    char *error;
-    char *worker;
-    uint32_t attempts;
-    qj_times times;
-    bool has_prog;
-    uint64_t prog_done, prog_total;
-    char *prog_note;
-    uint64_t done_seq;    /* completion order within the client, from 1 */
-
+    client_waiter_t *waiter; /* embedded: coroutine waiting on this handle */
     void (*cb)(qj_job *j, void *arg);
     void *cb_arg;
-    bool cb_due;          /* in the client's due-callback list */
     qj_job *cb_prev, *cb_next;
+    uint64_t batch;       /* SUBMIT message it went out in */
+    uint64_t done_seq;    /* completion order within the client, from 1 */
 
-    client_waiter_t *waiter; /* embedded: coroutine waiting on this handle */
+    /* outcome, owned by the handle */
+    unsigned char *value; size_t value_len; /* value_inl if it fits, else malloc */
+    char *error;
+    char *worker;         /* worker_inl if it fits, else malloc */
+    uint32_t attempts;
+    bool has_prog;
+    qj_times times;
+    uint64_t prog_done, prog_total;
+    char *prog_note;
+
+    job_submit_t sub;     /* freed once accepted */
+    unsigned char value_inl[CLIENT_VALUE_INLINE];
+    char worker_inl[CLIENT_WORKER_INLINE];
 };
 
 /* A growable list of job ids waiting to go out (AWAIT, CANCEL). */
@@ -139,6 +150,8 @@ struct qj_client {
     client_ids_t awaits;          /* ids to send in AWAIT */
     client_ids_t cancels;         /* ids to send in CANCEL (qj_cancel) */
     qj_job *cb_head, *cb_tail;    /* done handles whose callbacks are due */
+    qj_job *spare;                /* freed handles kept for reuse (q_next links) */
+    size_t nspare;
     client_req_t *reqs;           /* requests waiting for replies */
     client_waiter_t *room_waiters;/* embedded: submits waiting for room */
 
@@ -191,15 +204,20 @@ bool request_reply(qj_client *c, const msg_t *m);
 bool request_refused(qj_client *c, const msg_t *m);
 
 /* job.c: what the client tells a handle */
-/* The broker gave the submit an id (frees the handle if its owner let go). */
-void job_accepted(qj_job *j, uint64_t id);
+/* The broker gave the submit an id (frees the handle if its owner let go).
+ * With has_result, the job's result is in hand (it overtook the ACCEPTED):
+ * the handle is not put in the id table, and the return says whether it
+ * still wants that result (false: it was freed, or nobody waits for it). */
+bool job_accepted(qj_job *j, uint64_t id, bool has_result);
 /* The broker refused the submit: QJ_REFUSED with "code: text". */
 void job_refused(qj_job *j, const char *code, const char *text, size_t len);
-/* The job's final result arrived. */
-void job_finish(qj_job *j, const msg_result_t *r);
+/* The job's final result arrived at now_us (unix µs: when the message
+ * holding it was handled). */
+void job_finish(qj_job *j, const msg_result_t *r, uint64_t now_us);
 /* A progress report arrived. */
 void job_progress(qj_job *j, const msg_t *m);
-/* The client is going: free the handles it owns, cut the others loose. */
+/* The client is going: free the handles it owns and those kept for
+ * reuse, cut the others loose. */
 void job_detach_all(qj_client *c);
 
 #endif

@@ -24,6 +24,24 @@
 #include "mpck.h"
 #include "mpjson.h"
 
+/* Handles kept for reuse are poisoned under ASan, so that a use after
+ * qj_job_free is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#define JOB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JOB_ASAN 1
+#endif
+#endif
+#ifdef JOB_ASAN
+#include <sanitizer/asan_interface.h>
+#define SPARE_POISON(j) ASAN_POISON_MEMORY_REGION((j), sizeof(qj_job))
+#define SPARE_UNPOISON(j) ASAN_UNPOISON_MEMORY_REGION((j), sizeof(qj_job))
+#else
+#define SPARE_POISON(j) ((void)(j))
+#define SPARE_UNPOISON(j) ((void)(j))
+#endif
+
 void qj_submit_opts_init(qj_submit_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -40,19 +58,60 @@ const char *qj_status_name(qj_status st)
 
 /* ------------------------------------------------------------ memory */
 
-static void s_free_submit(qj_job *j)
+/* A zeroed handle for client c: one kept for reuse, else a new one.
+ * NULL if out of memory.  (Of a reused one, what follows sub is not
+ * zeroed: nothing reads it before it is written.) */
+static qj_job *s_new(qj_client *c)
 {
-    free(j->sub.task);   /* one block: task, queue, key, args */
-    memset(&j->sub, 0, sizeof j->sub);
+    qj_job *j = c->spare;
+    if (!j)
+        return calloc(1, sizeof *j);
+    SPARE_UNPOISON(j);
+    c->spare = j->q_next;
+    c->nspare--;
+    memset(j, 0, offsetof(qj_job, sub) + offsetof(job_submit_t, inl));
+    return j;
 }
 
+static void s_free_submit(qj_job *j)
+{
+    if (j->sub.task != j->sub.inl)
+        free(j->sub.task);   /* one block: task, queue, key, args */
+    memset(&j->sub, 0, offsetof(job_submit_t, inl));
+}
+
+static void s_free_value(qj_job *j)
+{
+    if (j->value != j->value_inl)
+        free(j->value);
+    j->value = NULL;
+    j->value_len = 0;
+}
+
+static void s_free_worker(qj_job *j)
+{
+    if (j->worker != j->worker_inl)
+        free(j->worker);
+    j->worker = NULL;
+}
+
+/* Free what j owns, and j: kept for its client's next submit while the
+ * client is there and keeps fewer than CLIENT_SPARE_MAX. */
 static void s_free(qj_job *j)
 {
     s_free_submit(j);
-    free(j->value);
+    s_free_value(j);
+    s_free_worker(j);
     free(j->error);
-    free(j->worker);
     free(j->prog_note);
+    qj_client *c = j->client;
+    if (c && c->nspare < CLIENT_SPARE_MAX) {
+        j->q_next = c->spare;
+        c->spare = j;
+        c->nspare++;
+        SPARE_POISON(j);
+        return;
+    }
     free(j);
 }
 
@@ -157,6 +216,12 @@ void job_detach_all(qj_client *c)
         j->client = NULL;
     }
     c->q_head = c->q_tail = NULL;
+    while ((j = c->spare)) {
+        SPARE_UNPOISON(j);
+        c->spare = j->q_next;
+        free(j);
+    }
+    c->nspare = 0;
 }
 
 /* ------------------------------------------------------------ submit */
@@ -204,7 +269,8 @@ static int s_fill_submit(qj_job *j, const char *task, const void *args, size_t a
     s->queue_len = o->queue ? strlen(o->queue) : 0;
     s->key_len = o->key ? strlen(o->key) : 0;
     s->args_len = args ? args_len : 0;
-    char *p = malloc(s->task_len + 1 + s->queue_len + 1 + s->key_len + 1 + s->args_len);
+    size_t size = s->task_len + 1 + s->queue_len + 1 + s->key_len + 1 + s->args_len;
+    char *p = size <= sizeof s->inl ? s->inl : malloc(size);
     if (!p)
         return -1;
     s->task = p;
@@ -225,9 +291,9 @@ static int s_fill_submit(qj_job *j, const char *task, const void *args, size_t a
         memcpy(p, args, s->args_len);
     }
     s->pri = o->priority;
-    s->timeout_ms = (uint32_t)llround(o->timeout_s * 1000);
+    s->timeout_ms = o->timeout_s > 0 ? (uint32_t)llround(o->timeout_s * 1000) : 0;
     s->retries = (uint32_t)o->retries;
-    s->backoff_ms = (uint32_t)llround(o->backoff_s * 1000);
+    s->backoff_ms = o->backoff_s > 0 ? (uint32_t)llround(o->backoff_s * 1000) : 0;
     if (o->at > 0)
         s->at_us = (uint64_t)llround(o->at * 1e6);
     else if (o->delay_s > 0)
@@ -255,13 +321,14 @@ qj_job *qj_submit(qj_client *c, const char *task, const void *args, size_t args_
     if (c->inflight >= c->max_inflight)
         client_wait_room(c);
 
-    qj_job *j = calloc(1, sizeof *j);
-    if (!j || s_fill_submit(j, task, args, args_len, o) < 0) {
-        free(j);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    qj_job *j = s_new(c);
+    if (!j)
+        goto nomem;
     j->client = c;
+    if (s_fill_submit(j, task, args, args_len, o) < 0) {
+        s_free(j);
+        goto nomem;
+    }
     j->status = QJ_PENDING;
     j->ref = c->next_ref++;
     j->sub.parent = client_parent(c);
@@ -269,8 +336,7 @@ qj_job *qj_submit(qj_client *c, const char *task, const void *args, size_t args_
     j->times.submitted = clock_wall_us();
     if (cmap_put(&c->by_ref, j->ref, j) < 0) {
         s_free(j);
-        snprintf(err, errlen, "out of memory");
-        return NULL;
+        goto nomem;
     }
     j->in_ref = j->queued = true;
     if (c->q_tail)
@@ -284,6 +350,9 @@ qj_job *qj_submit(qj_client *c, const char *task, const void *args, size_t args_
     if (c->nqueued >= (c->batch_max ? c->batch_max : batcher_target(&c->batcher)))
         outbox_flush(c);
     return j;
+nomem:
+    snprintf(err, errlen, "out of memory");
+    return NULL;
 }
 
 qj_job *qj_submit_json(qj_client *c, const char *task, const char *args_json,
@@ -315,7 +384,7 @@ static void s_done_now(qj_job *j, qj_status st, const char *error)
 qj_job *qj_attach(qj_client *c, uint64_t id)
 {
     assert(c);
-    qj_job *j = calloc(1, sizeof *j);
+    qj_job *j = s_new(c);
     if (!j)
         return NULL;
     j->client = c;
@@ -329,7 +398,7 @@ qj_job *qj_attach(qj_client *c, uint64_t id)
     if (s_link_id(c, j) < 0 || outbox_await(c, id) < 0) {
         if (j->in_id)
             s_unlink_id(c, j);
-        free(j);
+        s_free(j);
         return NULL;
     }
     return j;
@@ -366,7 +435,7 @@ static void s_want(qj_job *j)
         outbox_await(j->client, j->id);
 }
 
-void job_accepted(qj_job *j, uint64_t id)
+bool job_accepted(qj_job *j, uint64_t id, bool has_result)
 {
     qj_client *c = j->client;
     bool detached = j->sub.detach;
@@ -374,15 +443,16 @@ void job_accepted(qj_job *j, uint64_t id)
     s_free_submit(j);
     if (j->owned_by_client) {
         s_free(j);
-        return;
+        return false;
     }
-    if (j->want) {
+    if (j->want && !has_result) {
         if (s_link_id(c, j) == 0 && detached)
             outbox_await(c, id);
     }
     if (j->cancel_wanted)
         outbox_cancel(c, id);
     s_notify(j);
+    return j->want;
 }
 
 void job_refused(qj_job *j, const char *code, const char *text, size_t len)
@@ -399,17 +469,30 @@ void job_refused(qj_job *j, const char *code, const char *text, size_t len)
     s_notify(j);
 }
 
-void job_finish(qj_job *j, const msg_result_t *r)
+/* Copy a result's worker name into j (inline if it fits). */
+static void s_set_worker(qj_job *j, msg_bytes_t w)
+{
+    s_free_worker(j);
+    if (!w.ptr)
+        return;
+    if (w.len < sizeof j->worker_inl) {
+        memcpy(j->worker_inl, w.ptr, w.len);
+        j->worker_inl[w.len] = '\0';
+        j->worker = j->worker_inl;
+        return;
+    }
+    j->worker = strndup(w.ptr, w.len);
+}
+
+void job_finish(qj_job *j, const msg_result_t *r, uint64_t now_us)
 {
     qj_client *c = j->client;
     j->in_id = false;
     j->same_next = NULL;
     j->status = r->st <= MSG_ST_UNKNOWN ? (qj_status)r->st : QJ_ERROR;
-    free(j->value);
-    j->value = NULL;
-    j->value_len = 0;
+    s_free_value(j);
     if (r->value.ptr && r->value.len) {
-        j->value = malloc(r->value.len);
+        j->value = r->value.len <= sizeof j->value_inl ? j->value_inl : malloc(r->value.len);
         if (j->value) {
             memcpy(j->value, r->value.ptr, r->value.len);
             j->value_len = r->value.len;
@@ -423,8 +506,7 @@ void job_finish(qj_job *j, const msg_result_t *r)
                                   "result expired)", j->id);
         j->error = strdup(msg);
     }
-    free(j->worker);
-    j->worker = s_strndup(r->worker.ptr, r->worker.len);
+    s_set_worker(j, r->worker);
     j->attempts = r->attempts;
     uint64_t submitted = j->times.submitted;
     j->times.submitted = r->t.submitted ? r->t.submitted : submitted;
@@ -434,7 +516,7 @@ void job_finish(qj_job *j, const msg_result_t *r)
     j->times.finished = r->t.finished;
     if (r->st == MSG_ST_OK && r->t.started && r->t.finished >= r->t.started)
         batcher_job(&c->batcher, r->t.finished - r->t.started);
-    j->times.delivered = clock_wall_us();
+    j->times.delivered = now_us;
     j->done_seq = ++c->done_seq;
     s_notify(j);
 }

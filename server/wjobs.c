@@ -19,6 +19,10 @@
  * leaving the rest for the maps around them. */
 #define RESULTS_BYTES (QJ_MAX_MSG / 2)
 
+/* Rounds of a turn (wjobs_run), and so the jobs a turn starts per slot:
+ * after that many, the host flushes and polls even if jobs wait. */
+#define TURN_ROUNDS 64
+
 /* Adaptive prefetch: how fast the estimate of a job's length follows the
  * jobs (weight of the newest), and the least it may be (µs): the work a
  * worker does per job besides the task itself. */
@@ -85,7 +89,12 @@ struct wjobs {
     unsigned prefetch;         /* in force now (adaptive: follows job_us) */
     double job_us;             /* a job's time in its slot, moving average;
                                   < 0 until one has finished */
-    uint64_t done_since;       /* mono µs when the oldest unsent result was ready */
+    uint64_t done_since;       /* wall µs when the oldest unsent result was ready
+                                  (its t_finish) */
+    uint64_t stamp;            /* the last wall clock reading (µs) ... */
+    bool stamp_fresh;          /* ... and no task code has run since, nor the
+                                  host waited: it is still "now" */
+    size_t turn_starts;        /* jobs started in this turn (wjobs_run) */
     qj_task_fn last_fn;        /* the last task looked up, and its name: jobs */
     char last_task[QJ_MAX_TASK_NAME]; /* come in runs of one task */
     uint32_t last_len;
@@ -104,9 +113,16 @@ static uint64_t s_wall_us(const wjobs_t *s)
     return s->clock ? s->clock(s->clock_arg) : clock_wall_us();
 }
 
-static uint64_t s_mono_us(const wjobs_t *s)
+/* The wall clock now, read at most once between two runs of task code:
+ * the jobs a turn starts after another finished share that reading, so a
+ * job of a µs costs one clock read, not three. */
+static uint64_t s_now_us(wjobs_t *s)
 {
-    return s->clock ? s->clock(s->clock_arg) : clock_mono_us();
+    if (!s->stamp_fresh) {
+        s->stamp = s_wall_us(s);
+        s->stamp_fresh = true;
+    }
+    return s->stamp;
 }
 
 /* ------------------------------------------------------------------ lists */
@@ -207,9 +223,10 @@ static void s_finish(wjobs_t *s, job_t *j)
 {
     s_unlink(s_list(s, j), j);
     j->state = JOB_DONE;
-    j->t_finish = s_wall_us(s);
+    s->stamp_fresh = false;
+    j->t_finish = s_now_us(s);
     if (!s->done.head)
-        s->done_since = s_mono_us(s);
+        s->done_since = j->t_finish;
     s_push(&s->done, j);
     s->finished++;
     double us = (double)(j->t_finish - j->t_start);
@@ -264,9 +281,61 @@ static void s_fail_now(wjobs_t *s, job_t *j, const char *fmt, ...)
     s_finish(s, j);
 }
 
-/* A coroutine that runs jobs: one job at a time, then it waits idle for
- * the next one.  Reusing coroutines saves a stack mapping (mmap, mprotect,
- * munmap and the page faults of a fresh stack: about 10 µs) per job. */
+/* Post the job about to hold the thread on the supervisor's watch if it
+ * has a timeout, so that the supervisor can kill this process if the job
+ * keeps the thread past it; else clear what was posted. */
+static void s_watch_post(wjobs_t *s, const job_t *j)
+{
+    super_watch_t *w = s->o.watch;
+    if (j && j->limit) {
+        atomic_store(&w->deadline_ms, j->limit);
+        atomic_store(&w->job_id, j->id);
+    } else if (atomic_load_explicit(&w->job_id, memory_order_relaxed)) {
+        atomic_store(&w->job_id, 0);
+        atomic_store(&w->deadline_ms, 0);
+    }
+}
+
+/* Waiting job j takes a slot: it is running from now (its runner is the
+ * caller's business). */
+static void s_begin(wjobs_t *s, job_t *j)
+{
+    s_unlink(&s->waiting, j);
+    j->state = JOB_RUNNING;
+    s_push(&s->running, j);
+    j->t_start = s_now_us(s);
+    s->turn_starts++;
+}
+
+/* The slot got, the job's deadline starts. */
+static void s_begun(wjobs_t *s, job_t *j)
+{
+    s->active++;
+    if (j->timeout_ms) {
+        j->deadline = j->limit = clock_mono_ms() + j->timeout_ms;
+        s->ntimed++;
+    }
+    log_debug("job %" PRIu64 " (%s) started, attempt %" PRIu32, j->id, j->task, j->attempt);
+}
+
+/* May a job start now?  Only if a slot is free, the turn has not started
+ * its share of jobs (TURN_ROUNDS per slot), and no result waiting would
+ * then wait WJOBS_HOLD_US (wjobs.h, top): else the host flushes first. */
+static bool s_may_start(wjobs_t *s)
+{
+    if (!s->waiting.head || s->active >= s->o.coros ||
+        s->turn_starts >= (size_t)TURN_ROUNDS * s->o.coros)
+        return false;
+    return !s->done.head ||
+           (double)(s_now_us(s) - s->done_since) + s->job_us < WJOBS_HOLD_US;
+}
+
+/* A coroutine that runs jobs: one job at a time; when one ends and nothing
+ * else is runnable, it goes straight on with the next waiting job, else it
+ * waits idle to be handed one (s_start).  Reusing coroutines saves a stack
+ * mapping (mmap, mprotect, munmap and the page faults of a fresh stack:
+ * about 10 µs) per job; going straight on saves the two switches to the
+ * host and back (and a clock read). */
 static void s_runner(void *arg)
 {
     runner_t *r = arg;
@@ -285,6 +354,16 @@ static void s_runner(void *arg)
         j->co = NULL;
         s_finish(s, j);
         r->job = NULL;
+        if (sched_timeout_ms(s->sched) != 0 && s_may_start(s)) {
+            j = s->waiting.head;
+            s_begin(s, j);
+            r->job = j;
+            j->co = r->co;
+            s_begun(s, j);
+            if (s->o.watch)
+                s_watch_post(s, j);
+            continue;
+        }
         if (s->nidle >= s->o.coros)
             break;   /* enough idle runners already: this one ends */
         r->next_idle = s->idle;
@@ -339,24 +418,17 @@ static int s_run_job(wjobs_t *s, job_t *j)
 
 static void s_start(wjobs_t *s)
 {
-    while (s->waiting.head && s->active < s->o.coros) {
+    while (s->waiting.head && s->active < s->o.coros &&
+           s->turn_starts < (size_t)TURN_ROUNDS * s->o.coros) {
         job_t *j = s->waiting.head;
-        s_unlink(&s->waiting, j);
-        j->state = JOB_RUNNING;
-        s_push(&s->running, j);
-        j->t_start = s_wall_us(s);
+        s_begin(s, j);
         if (s_run_job(s, j) != 0) {
             s_fail_now(s, j, "worker %s cannot start a coroutine (no memory for a "
                        "%zu-byte stack): retry, or lower --coros or --stack", s->o.name,
                        s->o.stack_size);
             continue;
         }
-        s->active++;
-        if (j->timeout_ms) {
-            j->deadline = j->limit = clock_mono_ms() + j->timeout_ms;
-            s->ntimed++;
-        }
-        log_debug("job %" PRIu64 " (%s) started, attempt %" PRIu32, j->id, j->task, j->attempt);
+        s_begun(s, j);
     }
 }
 
@@ -392,23 +464,16 @@ static void s_copy(char *dst, size_t cap, msg_bytes_t b)
     dst[n] = '\0';
 }
 
-/* The scheduler's resume hook (with a watch): posts the job of the runner
- * about to run, if it has a timeout, so that the supervisor can kill this
- * process if the job keeps the thread past it; clears it after. */
+/* The scheduler's resume hook: task code is about to run, so the clock
+ * reading is no longer "now".  With a watch, the job of the runner about
+ * to run is posted there (s_watch_post), and cleared after. */
 static void s_on_resume(void *arg, void *co_arg, bool resuming)
 {
     wjobs_t *s = arg;
-    super_watch_t *w = s->o.watch;
-    if (resuming) {
-        const job_t *j = ((runner_t *)co_arg)->job;
-        if (j && j->limit) {
-            atomic_store(&w->deadline_ms, j->limit);
-            atomic_store(&w->job_id, j->id);
-        }
-    } else if (atomic_load_explicit(&w->job_id, memory_order_relaxed)) {
-        atomic_store(&w->job_id, 0);
-        atomic_store(&w->deadline_ms, 0);
-    }
+    if (resuming)
+        s->stamp_fresh = false;
+    if (s->o.watch)
+        s_watch_post(s, resuming ? ((runner_t *)co_arg)->job : NULL);
 }
 
 /* ----------------------------------------------------------------- public */
@@ -426,8 +491,7 @@ wjobs_t *wjobs_new(const wjobs_opts_t *o)
         free(s);
         return NULL;
     }
-    if (o->watch)
-        sched_set_resume_hook(s->sched, s_on_resume, s);
+    sched_set_resume_hook(s->sched, s_on_resume, s);
     return s;
 }
 
@@ -544,13 +608,17 @@ void wjobs_run(wjobs_t *s)
      * end of every round, and must not keep the host from its socket.  A
      * result that would wait WJOBS_HOLD_US or more if another job ran
      * first (by the jobs' recent length) ends the turn, so that the host
-     * sends it, and the credit that brings the next jobs, now. */
-    for (int round = 0; round < 64; round++) {
+     * sends it, and the credit that brings the next jobs, now.  (The
+     * host may have waited since the last turn: the clock is read anew.
+     * A wall clock that jumps only makes results leave a turn early.) */
+    s->stamp_fresh = false;
+    s->turn_starts = 0;
+    for (int round = 0; round < TURN_ROUNDS; round++) {
         s_start(s);
         if (sched_run(s->sched) == 0)
             break;
         if (s->done.head &&
-            (double)(s_mono_us(s) - s->done_since) + s->job_us >= WJOBS_HOLD_US)
+            (double)(s_now_us(s) - s->done_since) + s->job_us >= WJOBS_HOLD_US)
             break;
         if (sched_timeout_ms(s->sched) == 0 && !(s->waiting.head && s->active < s->o.coros))
             break;

@@ -84,8 +84,10 @@ void wjobs_cancel(wjobs_t *s, uint64_t id);
 
 /* Start waiting jobs while slots are free, and run the coroutines until
  * none is runnable (or only ones that keep yielding are left), or until a
- * finished job's result would wait WJOBS_HOLD_US (wjobs.h, top): then
- * the host should flush, poll without waiting, and call again. */
+ * finished job's result would wait WJOBS_HOLD_US (wjobs.h, top), or 64
+ * jobs per slot have started: then the host should flush, poll without
+ * waiting, and call again.  A runner whose job ends goes straight on with
+ * the next waiting one when nothing else is runnable. */
 void wjobs_run(wjobs_t *s);
 
 /* Stop the jobs past their timeout (they end with status timeout), and

@@ -583,6 +583,116 @@ static void test_handles_outlive_client(void **state)
     qj_job_free(&p);
 }
 
+/* A RESULTS item for a submit (by ref) with a value and a worker name of
+ * the given sizes: the value is a bin of value_len - 2 bytes, each 'v'. */
+static void h_feed_sized_result(host_t *h, uint64_t id, uint64_t ref, size_t value_len,
+                                size_t worker_len)
+{
+    static char val[64], wk[64];
+    val[0] = (char)0xc4;
+    val[1] = (char)(value_len - 2);
+    memset(val + 2, 'v', value_len - 2);
+    memset(wk, 'w', worker_len);
+    msg_result_t r = {0};
+    r.id = id;
+    r.ref = ref;
+    r.value = (msg_bytes_t){val, (uint32_t)value_len};
+    r.worker = (msg_bytes_t){wk, (uint32_t)worker_len};
+    r.attempts = 1;
+    msg_t m = {0};
+    m.cmd = MSG_RESULTS;
+    m.results = &r;
+    m.nresults = 1;
+    qj_client_feed(h->c, &m);
+}
+
+/* Small and large submits, values and worker names (kept inside the handle
+ * or allocated) all come out as they went in; a result that overtakes its
+ * ACCEPTED finishes the handle and leaves nothing behind, so that a late
+ * ACCEPTED, a repeated result and a handle reusing the memory are not
+ * confused with it. */
+static void test_field_sizes_and_overtaking_results(void **state)
+{
+    host_t *h = *state;
+    char err[256], task[101], queue[40], key[90];
+    unsigned char small[2] = {0x91, 0x01}, big[200];
+    memset(task, 't', sizeof task - 1);
+    task[sizeof task - 1] = '\0';
+    snprintf(queue, sizeof queue, "a-queue-named-at-length");
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    big[0] = 0xc5;
+    big[1] = 0;
+    big[2] = (unsigned char)(sizeof big - 3);
+    memset(big + 3, 'b', sizeof big - 3);
+    qj_submit_opts o;
+    qj_submit_opts_init(&o);
+    o.queue = queue;
+    o.key = key;
+    qj_job *a = qj_submit(h->c, "t", small, sizeof small, NULL, err, sizeof err);
+    qj_job *b = qj_submit(h->c, task, big, sizeof big, &o, err, sizeof err);
+    assert_non_null(a);
+    assert_non_null(b);
+    qj_flush(h->c);
+    msg_t m;
+    h_frame(h, 0, &m);
+    assert_int_equal(m.cmd, MSG_SUBMIT);
+    assert_int_equal(m.njobs, 2);
+    assert_int_equal(m.jobs[0].task.len, 1);
+    assert_memory_equal(m.jobs[0].args.ptr, small, sizeof small);
+    assert_null(m.jobs[0].queue.ptr);
+    assert_null(m.jobs[0].key.ptr);
+    assert_int_equal(m.jobs[1].task.len, sizeof task - 1);
+    assert_memory_equal(m.jobs[1].task.ptr, task, sizeof task - 1);
+    assert_int_equal(m.jobs[1].args.len, sizeof big);
+    assert_memory_equal(m.jobs[1].args.ptr, big, sizeof big);
+    assert_memory_equal(m.jobs[1].queue.ptr, queue, strlen(queue));
+    assert_int_equal(m.jobs[1].key.len, sizeof key - 1);
+
+    /* Results before the ACCEPTED: 16 bytes and a 47-byte name fit the
+     * handle, 17 and 48 do not. */
+    h_feed_sized_result(h, 801, 1, 16, 47);
+    h_feed_sized_result(h, 802, 2, 17, 48);
+    assert_int_equal(qj_job_status(a), QJ_OK);
+    assert_int_equal(qj_job_status(b), QJ_OK);
+    assert_int_equal(qj_job_id(a), 801);
+    assert_int_equal(qj_job_id(b), 802);
+    size_t len;
+    const unsigned char *v = qj_job_value(a, &len);
+    assert_int_equal(len, 16);
+    assert_int_equal(v[0], 0xc4);
+    assert_int_equal(v[15], 'v');
+    v = qj_job_value(b, &len);
+    assert_int_equal(len, 17);
+    assert_int_equal(v[16], 'v');
+    assert_int_equal(strlen(qj_job_worker(a)), 47);
+    assert_int_equal(strlen(qj_job_worker(b)), 48);
+    uint64_t refs[] = {1, 2}, ids[] = {801, 802};
+    h_feed_acks(h, refs, ids, 2);   /* late: already taken as accepted */
+    assert_int_equal(qj_job_status(a), QJ_OK);
+    qj_job_free(&a);
+    qj_job_free(&b);
+
+    /* A new handle (on the memory of a freed one) starts clean, and the
+     * old job's result sent again does not reach it. */
+    qj_job *c = qj_submit(h->c, "t", NULL, 0, NULL, err, sizeof err);
+    assert_non_null(c);
+    assert_int_equal(qj_job_status(c), QJ_PENDING);
+    assert_int_equal(qj_job_id(c), 0);
+    assert_null(qj_job_value(c, &len));
+    assert_int_equal(len, 0);
+    assert_null(qj_job_worker(c));
+    assert_null(qj_job_error(c));
+    h_feed_sized_result(h, 801, 0, 16, 47);
+    h_feed_sized_result(h, 802, 0, 16, 47);
+    assert_int_equal(qj_job_status(c), QJ_PENDING);
+    qj_flush(h->c);
+    h_feed_sized_result(h, 803, 3, 4, 8);
+    assert_int_equal(qj_job_status(c), QJ_OK);
+    assert_string_equal(qj_job_worker(c), "wwwwwwww");
+    qj_job_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,6 +708,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_id_handles, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_cancel_early_and_unknown, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_handles_outlive_client, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_field_sizes_and_overtaking_results, s_setup,
+                                        s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

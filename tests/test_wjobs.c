@@ -163,6 +163,21 @@ static int t_ms5(qj_ctx *ctx)
     return 0;
 }
 
+/* The supervisor's watch of test_watch_follows_the_running_job. */
+static super_watch_t g_watch;
+
+/* Fails unless the watch shows this job, with a deadline, exactly when it
+ * has a timeout. */
+static int t_watched(qj_ctx *ctx)
+{
+    uint64_t id = atomic_load(&g_watch.job_id), deadline = atomic_load(&g_watch.deadline_ms);
+    bool timed = qj_ctx_job_id(ctx) % 2 == 0;   /* the test gives even ids a timeout */
+    if (timed ? id != qj_ctx_job_id(ctx) || deadline == 0 : id != 0 || deadline != 0)
+        return qj_fail(ctx, "watch shows job %llu, deadline %llu", (unsigned long long)id,
+                       (unsigned long long)deadline);
+    return 0;
+}
+
 static qj_registry *g_reg;
 
 /* A set with adaptive prefetch up to prefetch_max (0: fixed), taking at
@@ -192,7 +207,8 @@ static int s_setup(void **state)
     if (!g_reg || builtin_register(g_reg) != 0 || qj_register(g_reg, "wait", t_wait, NULL) ||
         qj_register(g_reg, "sleepy", t_sleepy, NULL) || qj_register(g_reg, "prog", t_prog, NULL) ||
         qj_register(g_reg, "current", t_current, NULL) || qj_register(g_reg, "us1", t_us1, NULL) ||
-        qj_register(g_reg, "us200", t_us200, NULL) || qj_register(g_reg, "ms5", t_ms5, NULL))
+        qj_register(g_reg, "us200", t_us200, NULL) || qj_register(g_reg, "ms5", t_ms5, NULL) ||
+        qj_register(g_reg, "watched", t_watched, NULL))
         return -1;
     return 0;
 }
@@ -236,7 +252,8 @@ static void test_unknown_task(void **state)
     assert_int_equal(s.nresults, 1);
     assert_int_equal(s.st[0], MSG_ST_ERROR);
     assert_string_equal(s.err[0], "unknown task 'nosuch' (this worker has: current, echo, fail, "
-                                  "ms5, noop, pi, pi_split, prog, sleep, sleepy, us1, us200, wait)");
+                                  "ms5, noop, pi, pi_split, prog, sleep, sleepy, us1, us200, wait, "
+                                  "watched)");
     s_check_invariant(&s, 1, 0);
     wjobs_destroy(&g_set);
 }
@@ -483,6 +500,51 @@ static void test_max_jobs_caps_credit(void **state)
     wjobs_destroy(&g_set);
 }
 
+/* Jobs run back to back in one turn (a runner goes straight on with the
+ * next), each posted on the supervisor's watch while it runs if it has a
+ * timeout, the watch clear otherwise and after; a turn starts at most 64
+ * jobs per slot before the host gets to flush and poll. */
+static void test_watch_follows_the_running_job(void **state)
+{
+    (void)state;
+    seen_t s;
+    memset(&g_watch, 0, sizeof g_watch);
+    wjobs_opts_t o = {1, 99, 0, "w:1/0", g_reg, NULL, 0, 0, &g_watch};
+    g_set = wjobs_new(&o);
+    assert_non_null(g_set);
+    wjobs_set_clock(g_set, s_clock, NULL);
+    memset(&s, 0, sizeof s);
+    s.credit = wjobs_hello_credit(g_set);
+    for (int i = 0; i < 6; i++)
+        s_dispatch(&s, "watched", s.next_id % 2 == 1 ? 60000 : 0);   /* ids 2, 4, 6 */
+    s_turn(&s);
+    assert_int_equal(s.results_msgs, 1);
+    assert_int_equal(s.nresults, 6);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(s.st[i], MSG_ST_OK);
+        assert_string_equal(s.err[i], "");
+    }
+    assert_int_equal(atomic_load(&g_watch.job_id), 0);
+    assert_int_equal(atomic_load(&g_watch.deadline_ms), 0);
+
+    for (int i = 0; i < 51; i++)
+        s_dispatch(&s, "us1", 0);
+    assert_int_equal(s_dispatch(&s, "watched", 60000), 58);   /* goes straight on after a us1 */
+    for (int i = 0; i < 48; i++)
+        s_dispatch(&s, "us1", 0);
+    wjobs_run(g_set);
+    assert_int_equal(wjobs_held(g_set), 100 - 64);
+    assert_int_equal(wjobs_timers(g_set, clock_mono_ms()), 0);   /* the rest can start now */
+    wjobs_flush(g_set, s_send, &s);
+    assert_int_equal(s.st[57], MSG_ST_OK);
+    assert_string_equal(s.err[57], "");
+    s_turn(&s);
+    assert_int_equal(wjobs_held(g_set), 0);
+    assert_int_equal(wjobs_finished(g_set), 106);
+    s_check_invariant(&s, 100, 0);
+    wjobs_destroy(&g_set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_long_turn_sends_results_as_it_goes),
         cmocka_unit_test(test_adaptive_prefetch),
         cmocka_unit_test(test_max_jobs_caps_credit),
+        cmocka_unit_test(test_watch_follows_the_running_job),
     };
     return cmocka_run_group_tests(tests, s_setup, s_teardown);
 }
