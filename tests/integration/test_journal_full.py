@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 import wire  # noqa: E402
-from test_broker import Peer  # noqa: E402
+from test_durability import DurabilityTest  # noqa: E402
 from wire import CLIENT, WORKER  # noqa: E402
 
 ARGS = wire.pack(b"x" * 1024)
@@ -25,21 +25,7 @@ def segment_bytes(datadir):
                if n.startswith("journal."))
 
 
-class JournalFull(harness.ClusterTest):
-    def setUp(self):
-        super().setUp()
-        self.peers = []
-
-    def tearDown(self):
-        for p in self.peers:
-            p.close()
-        super().tearDown()
-
-    def peer(self, role, name, **kw):
-        p = Peer(self.c.endpoint, role, name, **kw)
-        self.peers.append(p)
-        return p
-
+class JournalFull(DurabilityTest):
     def ack(self, c, ref, timeout):
         """The ACCEPTED item for ref, or None if none came within timeout."""
         try:
@@ -103,12 +89,10 @@ class JournalFull(harness.ClusterTest):
         w.close()
         c.close()
         self.peers = []
-        self.c.broker.signal(15)
-        self.assertEqual(self.c.broker.p.wait(15), 0, self.c.broker.output()[-3000:])
+        self.stop()
         self.c.start_broker()
-        c2 = self.peer(CLIENT, "c2")
-        rep = wire.request(c2.sock, wire.STATUS, ids=accepted, backlog=c2.inbox)
-        states = {j["id"]: j["state"] for j in rep["jobs"]}
+        st = self.status(self.peer(CLIENT, "c2"), accepted)
+        states = {i: j["state"] for i, j in st.items()}
         self.assertEqual(set(states.values()), {wire.STATE_DONE}, states)
         self.assertEqual(sorted(states), sorted(accepted))
 
