@@ -19,6 +19,11 @@
  * by their size go through mpck_check first; and on any failure mpck_check
  * runs, so that a fault in the bytes is reported (with mpck's message)
  * before a fault in the content, exactly as a separate pre-check would.
+ * Most pairs never get that far: a fast path (s_find_raw, s_fast_value)
+ * matches a fixstr key as one 64-bit word and reads the common encodings
+ * of scalars, short str/bin and the t tuple straight into the struct;
+ * anything else, or anything wrong, is read again by the generic walk,
+ * which alone accepts the rest and writes every error message.
  * str and bin values borrow from the frame; item arrays are carved from
  * the reader's zone, which is recycled (not freed) between messages, so a
  * steady stream of messages costs no malloc.
@@ -521,7 +526,116 @@ static inline int s_find(const shape_t *sh, const char *k, uint32_t len, uint32_
     return -1;
 }
 
-/* Decode map o (its pairs at *pp) into the struct at base according to sh. */
+/* ---- the fast path: the common encodings read straight from the bytes.
+ * Each function below either takes a value whole and returns the position
+ * after it, or returns NULL having consumed nothing, and the generic walk
+ * (s_read, s_field) reads the same bytes again and says what is wrong.
+ * So it only ever accepts what the generic walk accepts, and every error
+ * message comes from one place. */
+
+/* Field f's key as the fixstr at p (its header and up to 7 bytes of the
+ * key compared as one 64-bit word), if the body holds 8 bytes from p. */
+HOT bool s_key_raw(const field_t *f, const uint8_t *p, const uint8_t *end)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    w = __builtin_bswap64(w);   /* kword is little-endian */
+#endif
+    if ((w & f->kmask) != f->kword) return false;
+    uint32_t klen = f->klen;
+    return klen <= 7 || (klen + 1 <= (size_t)(end - p) && memcmp(p + 8, f->kraw + 7, klen - 7) == 0);
+}
+
+/* The field of sh whose key is the fixstr at p, searched as s_find does;
+ * -1 if none is, or if the key is not a fixstr with 8 bytes left from it. */
+HOT int s_find_raw(const shape_t *sh, const uint8_t *p, const uint8_t *end, uint32_t *hint)
+{
+    if (end - p < 8 || (p[0] & 0xe0) != 0xa0) return -1;
+    uint32_t n = sh->nfields, j = *hint;
+    for (uint32_t tried = 0; tried < n; tried++, j++) {
+        if (j >= n) j = 0;
+        if (s_key_raw(&sh->fields[j], p, end)) {
+            *hint = j + 1;
+            return (int)j;
+        }
+    }
+    return -1;
+}
+
+/* An unsigned integer of at most max at p, into *u. */
+HOT const uint8_t *s_fast_uint(const uint8_t *p, const uint8_t *end, uint64_t max, uint64_t *u)
+{
+    size_t left = (size_t)(end - p);
+    uint8_t b = p[0];
+    const uint8_t *next;
+    if (b <= 0x7f) *u = b, next = p + 1;
+    else if (b == 0xcc && left >= 2) *u = p[1], next = p + 2;
+    else if (b == 0xcd && left >= 3) *u = mpraw_be16(p + 1), next = p + 3;
+    else if (b == 0xce && left >= 5) *u = mpraw_be32(p + 1), next = p + 5;
+    else if (b == 0xcf && left >= 9) *u = mpraw_be64(p + 1), next = p + 9;
+    else return NULL;
+    return *u <= max ? next : NULL;
+}
+
+/* The value of field f at p (p < end), read into the struct at base if it
+ * is a scalar, str, bin or t tuple in one of its common encodings and
+ * within f's limits. */
+HOT const uint8_t *s_fast_value(const field_t *f, const uint8_t *p, const uint8_t *end, char *base)
+{
+    uint8_t b = p[0];
+    uint64_t u;
+    switch (f->type) {
+    case MS_UINT:
+        if (!(p = s_fast_uint(p, end, s_width_max(f->width), &u))) return NULL;
+        switch (f->width) {
+        case 1: *(uint8_t *)(base + f->off) = (uint8_t)u; break;
+        case 2: *(uint16_t *)(base + f->off) = (uint16_t)u; break;
+        case 4: *(uint32_t *)(base + f->off) = (uint32_t)u; break;
+        default: *(uint64_t *)(base + f->off) = u; break;
+        }
+        return p;
+    case MS_STR:
+    case MS_BIN: {
+        uint32_t len;
+        const uint8_t *s;
+        if (f->type == MS_STR && b >= 0xa0 && b <= 0xbf) len = b & 0x1fu, s = p + 1;
+        else if (b == (f->type == MS_STR ? 0xd9 : 0xc4) && end - p >= 2) len = p[1], s = p + 2;
+        else return NULL;
+        if (len > (size_t)(end - s) || len < f->min || len > f->max) return NULL;
+        msg_bytes_t *out = (msg_bytes_t *)(base + f->off);
+        out->ptr = len ? (const char *)s : "";
+        out->len = len;
+        return s + len;
+    }
+    case MS_BOOL:
+        if (b != 0xc2 && b != 0xc3) return NULL;
+        *(bool *)(base + f->off) = b == 0xc3;
+        return p + 1;
+    case MS_PRI:   /* a fixint: -32..127, within -128..127 */
+        if (b <= 0x7f) *(int32_t *)(base + f->off) = b;
+        else if (b >= 0xe0) *(int32_t *)(base + f->off) = (int8_t)b;
+        else return NULL;
+        return p + 1;
+    case MS_TIMES: {
+        msg_times_t *t = (msg_times_t *)(base + f->off);
+        if (b != 0x95) return NULL;   /* exactly the 5 items: nothing to skip */
+        p++;
+        if (p >= end || !(p = s_fast_uint(p, end, UINT64_MAX, &t->submitted))) return NULL;
+        if (p >= end || !(p = s_fast_uint(p, end, UINT64_MAX, &t->queued))) return NULL;
+        if (p >= end || !(p = s_fast_uint(p, end, UINT64_MAX, &t->dispatched))) return NULL;
+        if (p >= end || !(p = s_fast_uint(p, end, UINT64_MAX, &t->started))) return NULL;
+        if (p >= end || !(p = s_fast_uint(p, end, UINT64_MAX, &t->finished))) return NULL;
+        return p;
+    }
+    default:
+        return NULL;
+    }
+}
+
+/* Decode map o (its pairs at *pp) into the struct at base according to sh.
+ * Each pair goes through the fast path above when it can; when it cannot
+ * (or fails there), the generic walk reads it from its start. */
 static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const shape_t *sh, void *base)
 {
     char got[48];
@@ -530,12 +644,25 @@ static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const sha
     if (o->type != MSGPACK_OBJECT_MAP)
         return s_fail(d, QJ_E_BODY, NULL, -1, "must be a map (got %s)", msgerr_got(o, got, sizeof got));
     for (uint32_t i = 0; i < o->via.map.size; i++) {
+        uint32_t raw_hint = hint;
+        int j = s_find_raw(sh, *pp, d->end, &raw_hint);
+        if (j >= 0 && !(seen & (1u << j))) {
+            const field_t *f = &sh->fields[j];
+            const uint8_t *v = *pp + 1 + f->klen;
+            const uint8_t *next = v < d->end ? s_fast_value(f, v, d->end, base) : NULL;
+            if (next) {
+                seen |= 1u << j;
+                hint = raw_hint;
+                *pp = next;
+                continue;
+            }
+        }
         msgpack_object k, v;
         if (!s_read(d, pp, &k)) return s_broken(d);
         if (k.type != MSGPACK_OBJECT_STR)
             return s_fail(d, QJ_E_BODY, NULL, -1, "map key %" PRIu32 " must be a string (got %s)", i,
                           msgerr_got(&k, got, sizeof got));
-        int j = s_find(sh, k.via.str.ptr, k.via.str.size, &hint);
+        j = s_find(sh, k.via.str.ptr, k.via.str.size, &hint);
         if (j < 0) {   /* a key this version does not know */
             if (!s_skip(d, pp, 1, d->open)) return s_broken(d);
             continue;
@@ -547,9 +674,12 @@ static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const sha
         if (v.type == MSGPACK_OBJECT_NIL && !(f->flags & MS_REQ)) continue;
         if ((rc = s_field(d, f, &v, pp, base))) return rc;
     }
-    for (uint32_t j = 0; j < sh->nfields; j++)
-        if ((sh->fields[j].flags & MS_REQ) && !(seen & (1u << j)))
-            return s_fail(d, QJ_E_BODY, &sh->fields[j], -1, "is required");
+    /* Only the fields not seen can be missing: look at those alone. */
+    uint32_t unseen = ~seen & (sh->nfields >= 32 ? UINT32_MAX : (1u << sh->nfields) - 1);
+    for (; unseen; unseen &= unseen - 1) {
+        uint32_t j = (uint32_t)__builtin_ctz(unseen);
+        if (sh->fields[j].flags & MS_REQ) return s_fail(d, QJ_E_BODY, &sh->fields[j], -1, "is required");
+    }
     return QJ_E_OK;
 }
 

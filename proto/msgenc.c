@@ -7,6 +7,9 @@
  * time a buffer is used and none after.  Every value gets its minimal
  * msgpack encoding, as PROTOCOL.md §8 asks.
  *
+ * A map reserves room for all its fields at once, so that scalars, t and
+ * short strings (s_put_small) are written with no check of their own.
+ *
  * Only fields that hold something are written (zero, false and NULL mean
  * absent, see msg.c), except MS_REQ and MS_ALL ones; lengths and counts
  * are checked against the tables' limits, and a value over its limit
@@ -177,15 +180,25 @@ static uint8_t *s_put_badby(uint8_t *w, const msg_stats_t *st)
 /* Bytes bad_by takes at most: 15 names of under 32 bytes and their counts. */
 #define BADBY_MAX (MPRAW_HDR_MAX + 15 * (32 + MPRAW_UINT_MAX))
 
-/* Write field f of the struct at base, its key and its value, if it holds
- * something worth sending: zero, false, NULL and empty arrays are left
- * out, except in MS_REQ and MS_ALL fields (and MS_DONE ones, see s_done).
- * Returns 1 if written, 0 if left out, -1 if the value is over a limit. */
-static int s_enc_field(enc_t *e, const field_t *f, const char *base)
+/* Bytes any field takes at most when s_put_small writes it: its key, and
+ * a value of at most a 5-tuple of uints (t), a str or bin of at most
+ * SMALL_BYTES bytes, or a scalar. */
+#define SMALL_MAX (KEY_MAX((const field_t *)0) + 1u + 5 * MPRAW_UINT_MAX)
+#define SMALL_BYTES (SMALL_MAX - KEY_MAX((const field_t *)0) - MPRAW_HDR_MAX)
+
+/* Write field f of the struct at base, its key and its value, at *wp (which
+ * has SMALL_MAX bytes of room), if it holds something worth sending: zero,
+ * false and NULL are left out, except in MS_REQ and MS_ALL fields (and
+ * MS_DONE ones, see s_done).  Returns 1 if written, 0 if left out, or 2 if
+ * the field is not a scalar, a t tuple or a str/bin of at most SMALL_BYTES
+ * bytes within its limits: s_enc_field writes it (or says what is wrong)
+ * and nothing was written here. */
+static inline __attribute__((always_inline)) int s_put_small(const field_t *f, const char *base,
+                                                             uint8_t **wp)
 {
     const void *p = base + f->off;
     bool always = f->flags & (MS_REQ | MS_ALL);
-    uint8_t *w;
+    uint8_t *w = *wp;
     switch (f->type) {
     case MS_UINT: {
         uint64_t v;
@@ -196,36 +209,34 @@ static int s_enc_field(enc_t *e, const field_t *f, const char *base)
         default: v = *(const uint64_t *)p; break;
         }
         if (!v && !always && !s_done(f, base)) return 0;
-        if (!(w = s_room(e, KEY_MAX(f) + MPRAW_UINT_MAX))) return 0;
         w = mpraw_put_uint(s_put_key(w, f), v);
         break;
     }
     case MS_PRI: {
         int32_t pri = *(const int32_t *)p;
         if (!pri && !always) return 0;
-        if (pri < -128 || pri > 127) {
-            msgerr_fail(&e->at, QJ_E_LIMIT, f, -1, "must be an integer from -128 to 127 (got %" PRId32 ")", pri);
-            return -1;
-        }
-        if (!(w = s_room(e, KEY_MAX(f) + MPRAW_UINT_MAX))) return 0;
+        if (pri < -128 || pri > 127) return 2;
         w = mpraw_put_int(s_put_key(w, f), pri);
         break;
     }
     case MS_BOOL:
         if (!*(const bool *)p && !always) return 0;
-        if (!(w = s_room(e, KEY_MAX(f) + 1))) return 0;
         w = s_put_key(w, f);
         *w++ = *(const bool *)p ? 0xc3 : 0xc2;
         break;
     case MS_STR:
-    case MS_BIN:
-        if (!s_bytes_set(p) && !always) return 0;
-        return s_enc_bytes(e, f, -1, p, f->type == MS_BIN, f->min, f->max, true) < 0 ? -1 : 1;
+    case MS_BIN: {
+        const msg_bytes_t *b = p;
+        if (!b->ptr) return always ? 2 : 0;   /* the default, if any: s_enc_bytes */
+        if (b->len > SMALL_BYTES || b->len < f->min || b->len > f->max) return 2;
+        w = s_put_key(w, f);
+        w = f->type == MS_BIN ? mpraw_put_bin(w, b->ptr, b->len) : mpraw_put_str(w, b->ptr, b->len);
+        break;
+    }
     case MS_TIMES: {
         const msg_times_t *t = p;
         if (!(t->submitted || t->queued || t->dispatched || t->started || t->finished) && !always)
             return 0;
-        if (!(w = s_room(e, KEY_MAX(f) + 1 + 5 * MPRAW_UINT_MAX))) return 0;
         w = mpraw_put_array(s_put_key(w, f), 5);
         w = mpraw_put_uint(w, t->submitted);
         w = mpraw_put_uint(w, t->queued);
@@ -234,6 +245,30 @@ static int s_enc_field(enc_t *e, const field_t *f, const char *base)
         w = mpraw_put_uint(w, t->finished);
         break;
     }
+    default:
+        return 2;
+    }
+    *wp = w;
+    return 1;
+}
+
+/* Write field f of the struct at base, as s_put_small, for what that one
+ * leaves (it writes every uint, bool, t and priority in range).  Returns 1
+ * if written, 0 if left out, -1 if the value is over a limit. */
+static int s_enc_field(enc_t *e, const field_t *f, const char *base)
+{
+    const void *p = base + f->off;
+    bool always = f->flags & (MS_REQ | MS_ALL);
+    uint8_t *w;
+    switch (f->type) {
+    case MS_PRI:
+        msgerr_fail(&e->at, QJ_E_LIMIT, f, -1, "must be an integer from -128 to 127 (got %" PRId32 ")",
+                    *(const int32_t *)p);
+        return -1;
+    case MS_STR:
+    case MS_BIN:
+        if (!s_bytes_set(p) && !always) return 0;
+        return s_enc_bytes(e, f, -1, p, f->type == MS_BIN, f->min, f->max, true) < 0 ? -1 : 1;
     case MS_PROG: {
         const msg_result_t *r = (const msg_result_t *)base;
         bool note = s_bytes_set(&r->prog_note);
@@ -250,6 +285,11 @@ static int s_enc_field(enc_t *e, const field_t *f, const char *base)
         if (!(w = s_room(e, KEY_MAX(f) + BADBY_MAX))) return 0;
         w = s_put_badby(s_put_key(w, f), p);
         break;
+    case MS_UINT:
+    case MS_BOOL:
+    case MS_TIMES:
+        assert(!"s_put_small writes these");
+        return 0;
     default:
         if (!*(const uint32_t *)(base + f->noff) && !always) return 0;
         return s_enc_list(e, f, base) < 0 ? -1 : 1;
@@ -261,28 +301,35 @@ static int s_enc_field(enc_t *e, const field_t *f, const char *base)
 /* The map header is written before its fields are known to be present,
  * then patched with the count: one pass over the table instead of two.
  * Tables of up to 15 fields use a fixmap (minimal, as in PROTOCOL.md §8);
- * bigger ones a map16. */
+ * bigger ones a map16.  Room for every field still to come is reserved at
+ * once, so that the common fields (s_put_small) are written with no check
+ * of their own; the others go through s_enc_field, which reserves its own
+ * room, and the reservation is made again after them. */
 static int s_enc_map(enc_t *e, const shape_t *sh, const char *base)
 {
     size_t at = e->buf->size;
-    uint32_t n = 0;
-    uint8_t *w = s_room(e, 3);
+    uint32_t n = 0, nf = sh->nfields;
+    uint8_t *w = s_room(e, 3 + (size_t)nf * SMALL_MAX);
     if (!w) return 0;
-    if (sh->nfields <= 15) {
+    if (nf <= 15) {
         *w++ = 0x80;
     } else {
         *w++ = 0xde;
         *w++ = 0;
         *w++ = 0;
     }
-    mpraw_commit(e->buf, w);
-    for (uint32_t j = 0; j < sh->nfields; j++) {
-        int rc = s_enc_field(e, &sh->fields[j], base);
-        if (rc < 0) return -1;
+    for (uint32_t j = 0; j < nf; j++) {
+        const field_t *f = &sh->fields[j];
+        int rc = s_put_small(f, base, &w);
+        if (rc == 2) {
+            mpraw_commit(e->buf, w);
+            if ((rc = s_enc_field(e, f, base)) < 0) return -1;
+            if (!(w = s_room(e, (size_t)(nf - j) * SMALL_MAX))) return 0;
+        }
         n += (uint32_t)rc;
     }
-    if (e->nomem) return 0; /* msg_encode reports it */
-    if (sh->nfields <= 15) {
+    mpraw_commit(e->buf, w);
+    if (nf <= 15) {
         e->buf->data[at] = (char)(0x80 | n);
     } else {
         e->buf->data[at + 1] = (char)(n >> 8);

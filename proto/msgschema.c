@@ -10,7 +10,14 @@
 
 #include "msg.h"
 
-#define KEY(k) .key = k, .kraw = k, .klen = sizeof(k) - 1
+/* Byte i of key k, placed as byte i + 1 of kword (0 past the key's end). */
+#define KBYTE(k, i) \
+    (sizeof(k) > (i) + 1 ? (uint64_t)(uint8_t)(k)[(i) < sizeof(k) ? (i) : 0] << (8 * ((i) + 1)) : 0)
+#define KEY(k)                                                                                \
+    .key = k, .kraw = k, .klen = sizeof(k) - 1,                                               \
+    .kword = (uint64_t)(0xa0u | (sizeof(k) - 1)) | KBYTE(k, 0) | KBYTE(k, 1) | KBYTE(k, 2) |  \
+             KBYTE(k, 3) | KBYTE(k, 4) | KBYTE(k, 5) | KBYTE(k, 6),                           \
+    .kmask = sizeof(k) >= 8 ? UINT64_MAX : (UINT64_C(1) << (sizeof(k) >= 8 ? 0 : 8 * sizeof(k))) - 1
 #define AT(T, m) .off = offsetof(T, m)
 #define FU(k, T, m, fl) {KEY(k), .type = MS_UINT, .flags = fl, AT(T, m), .width = sizeof(((T *)0)->m)}
 #define FS(k, T, m, fl, lo, hi) {KEY(k), .type = MS_STR, .flags = fl, AT(T, m), .min = lo, .max = hi}

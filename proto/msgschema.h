@@ -39,6 +39,9 @@ struct msgschema;
 typedef struct msgschema_field {
     const char *key;
     char kraw[16];            /* the key again, zero-padded: the encoder copies it whole */
+    uint64_t kword, kmask;    /* the key as a fixstr, its first 8 bytes as a little-endian
+                                 word, and the bytes of it that are the key's: the decoder
+                                 matches a key on the wire with one compare */
     uint8_t klen;
     uint8_t type;
     uint8_t flags;

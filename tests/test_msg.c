@@ -582,6 +582,60 @@ static void test_non_minimal_encodings_accepted(void **state)
     assert_true(out.jobs[0].task.ptr > (char *)s_frame && out.jobs[0].task.ptr < (char *)s_frame + sizeof g);
 }
 
+/* Both fast paths give way to the generic walk at their edges, with the
+ * same result: the decoder's (a key matched as one word, common encodings
+ * read in place) for keys that share a prefix or a length with a known
+ * one, keys of over 7 bytes, a pair within 8 bytes of the body's end, a
+ * duplicate; the encoder's (fields written into room reserved per map)
+ * for strings around the size it writes in place. */
+static void test_fast_path_edges(void **state)
+{
+    (void)state;
+    msg_t out;
+    /* "timedoux" differs from "timedout" past the first word; "timedou"
+     * and "timedouts" only in length. */
+    assert_int_equal(hand(MSG_HELLO, &out, "m4 s u s a1 u s a1 u s a1 u", "role", 1ull, "timedoux", 5ull,
+                          "timedou", 6ull, "timedouts", 8ull),
+                     QJ_E_OK);
+    assert_int_equal(out.nids, 0);
+    assert_int_equal(hand(MSG_HELLO, &out, "m3 s u s a1 u s a1 u", "role", 1ull, "timedoux", 5ull,
+                          "timedout", 7ull),
+                     QJ_E_OK);
+    assert_int_equal(out.nids, 1);
+    assert_int_equal(out.ids[0], 7);
+    assert_int_equal(hand(MSG_HELLO, &out, "m2 s u s s", "role", 1ull, "replacez", "w1"), QJ_E_OK);
+    assert_null(out.replaces.ptr);
+    assert_int_equal(hand(MSG_HELLO, &out, "m2 s u s s", "role", 1ull, "replaces", "w1"), QJ_E_OK);
+    bytes_eq(out.replaces, B("w1"), "replaces");
+    /* The last pair within 8 bytes of the end: "hb" 5 is 4 bytes. */
+    assert_int_equal(hand(MSG_WELCOME, &out, "m3 s u s u s u", "maxmsg", 1000ull, "live", 3ull, "hb", 5ull),
+                     QJ_E_OK);
+    assert_int_equal(out.heartbeat_ms, 5);
+    assert_int_equal(out.liveness, 3);
+    assert_int_equal(out.max_msg, 1000);
+    /* A duplicate is refused whichever path read the first one. */
+    assert_int_equal(hand(MSG_CREDIT, &out, "m2 s u s u", "credit", 1ull, "credit", 2ull), QJ_E_BODY);
+    assert_string_equal(E, "credit: key 'credit' appears twice");
+    /* A value over its width goes to the generic walk, which names it. */
+    assert_int_equal(hand(MSG_CREDIT, &out, "m1 s u", "credit", 1ull << 32), QJ_E_BODY);
+    assert_non_null(strstr(E, "credit"));
+    assert_non_null(strstr(E, "at most 4294967295"));
+    /* Task names of every length around the encoder's in-place size. */
+    char name[64];
+    memset(name, 't', sizeof name);
+    for (uint32_t len = 30; len <= sizeof name; len++) {
+        msg_job_t j = {.ref = len, .task = {name, len}, .queue = {name, len > 32 ? 32 : len},
+                       .key = {name, len}};
+        msg_t m = {.cmd = MSG_SUBMIT, .jobs = &j, .njobs = 1};
+        enc_ok(&m);
+        assert_int_equal(dec(s_sb.data, s_sb.size, &out), QJ_E_OK);
+        assert_int_equal(out.jobs[0].ref, len);
+        bytes_eq(out.jobs[0].task, j.task, "task");
+        bytes_eq(out.jobs[0].queue, j.queue, "q");
+        bytes_eq(out.jobs[0].key, j.key, "key");
+    }
+}
+
 static void test_unknown_keys_ignored(void **state)
 {
     (void)state;
@@ -1078,6 +1132,7 @@ int main(void)
         cmocka_unit_test(test_header_checks),
         cmocka_unit_test(test_tiny_body_asking_for_512_mib),
         cmocka_unit_test(test_non_minimal_encodings_accepted),
+        cmocka_unit_test(test_fast_path_edges),
         cmocka_unit_test(test_unknown_keys_ignored),
         cmocka_unit_test(test_walk_checks_what_mpck_checks),
         cmocka_unit_test(test_nil_means_absent_for_optional_keys),
