@@ -1,11 +1,14 @@
 /* ctx.h -- a job as its task sees it: the worker's half of the task API.
  *
  * qworker keeps one qj_ctx per job it holds.  The ctx owns a copy of the
- * job's arguments (decoded once, with msg_value_decode), the result the
- * task sets, its failure message and its stop flag (cancel or timeout).
+ * job's arguments (checked at start, decoded with msg_value_decode only
+ * when the task first asks for the decoded form), the result the task
+ * sets, its failure message and its stop flag (cancel or timeout).
  * task.c implements the accessors of qjob.h over it; this header adds
  * what the host needs: start a job in a ctx, flag a stop, read the
- * outcome.  A ctx is reused from job to job, so its buffers are kept.
+ * outcome.  A ctx is reused from job to job, so its buffers are kept:
+ * starting a job and reading its arguments allocate nothing once the ctx
+ * has seen arguments (and strings) as large.
  *
  * A ctx is not tied to a scheduler: outside a coroutine, qj_sleep sleeps
  * the thread and qj_yield returns at once (unit tests and tools use that).
@@ -36,7 +39,9 @@ qj_ctx *qj_ctx_new(const qj_ctx_host *host);
 void qj_ctx_destroy(qj_ctx **self_p);
 
 /* Make ctx describe a new job, forgetting the previous one: copy args
- * (one msgpack value, NULL/0 = nil) and decode them.  queue may be NULL
+ * (one msgpack value, NULL/0 = nil) and check them without allocating;
+ * the task's first qj_args / qj_arg_* / qj_args_json decodes them (if that
+ * runs out of memory the job's outcome is QJ_ERROR saying so).  queue may be NULL
  * ("default").  Returns 0, or -1 with a message for the job's error if
  * args are not one well-formed msgpack value or are over QJ_MAX_ARGS (the
  * ctx is then ready with nil arguments, so the caller can fail the job). */
@@ -58,5 +63,12 @@ qj_status qj_ctx_outcome(qj_ctx *ctx, int ret, const void **val, size_t *len,
 
 /* The queue the job came from (sub-jobs default to it). */
 const char *qj_ctx_queue(const qj_ctx *ctx);
+
+/* Failure seam: how a ctx decodes its checked arguments, msg_value_decode
+ * unless a test swaps in one that fails (the lazy decode can otherwise
+ * fail only for want of memory). */
+struct msg_reader;
+extern int (*qj_ctx_decode)(struct msg_reader *reader, const void *mp, size_t len,
+                            msgpack_object *obj, char *err, size_t errlen);
 
 #endif

@@ -228,6 +228,10 @@ int64_t qj_arg_int(qj_ctx *ctx, const char *key, int64_t dflt);
 double qj_arg_double(qj_ctx *ctx, const char *key, double dflt);
 const char *qj_arg_str(qj_ctx *ctx, const char *key, const char *dflt); /* NUL-terminated copy owned by ctx */
 char *qj_args_json(qj_ctx *ctx);                     /* caller frees */
+/* The arguments as the msgpack bytes they came in (one value, checked),
+ * without decoding them: NULL and *len 0 if none.  Owned by ctx, valid
+ * until the task returns. */
+const void *qj_args_mp(qj_ctx *ctx, size_t *len);
 
 /* Result.  The last call wins; no call means nil. */
 int qj_return_nil(qj_ctx *ctx);

@@ -23,28 +23,42 @@
 #include "msg.h"
 #include "scheduler.h"
 
-/* A string handed out by qj_arg_str; freed when the ctx moves on. */
-typedef struct ctx_str {
-    struct ctx_str *next;
+/* Room for the strings qj_arg_str hands out.  A job's strings are carved
+ * from these chunks one after the other; the next job reuses the chunks
+ * instead of allocating again (only oversized ones are freed). */
+typedef struct ctx_chunk {
+    struct ctx_chunk *next;
+    size_t cap;    /* bytes in s */
+    size_t used;   /* bytes given out to the current job */
     char s[];
-} ctx_str_t;
+} ctx_chunk_t;
 
+/* A new chunk holds at least this many bytes; chunks no bigger are kept
+ * from job to job. */
+#define STR_CHUNK 512
+
+/* The fields every job touches come first, so that starting a job and
+ * reading its outcome touch two cache lines of a ctx that has gone cold
+ * while the worker held other jobs; the rest follow. */
 struct qj_ctx {
-    qj_ctx_host host;
+    ctx_chunk_t *strs;         /* qj_arg_str copies */
     uint64_t id;
-    uint32_t attempt;
-    char queue[QJ_MAX_QUEUE_NAME + 1];
-    msgpack_sbuffer args_mp;   /* owned copy of the argument bytes */
-    msg_reader_t *reader;      /* decoded args point into it and into args_mp */
-    msgpack_object args;       /* the arguments; nil if none */
+    msgpack_sbuffer args_mp;   /* owned copy of the argument bytes (checked); empty = nil */
     msgpack_sbuffer result;    /* one msgpack value; empty means nil */
-    msgpack_packer packer;     /* writes into result */
-    bool packer_used;          /* result came from user packing: check it */
-    char *error;               /* qj_fail's message (kept across jobs), or NULL */
-    bool failed;               /* qj_fail was called */
+    msgpack_object args;       /* the arguments once decoded; nil if none */
+    uint32_t attempt;
     qj_status stop;            /* QJ_PENDING, or why the task must stop */
+    bool args_decoded;         /* args holds the decoded form of args_mp */
+    bool args_failed;          /* decoding them failed (no memory): the job's error */
+    bool packer_used;          /* result came from user packing: check it */
+    bool failed;               /* qj_fail was called */
     bool stop_seen;            /* a call told the task to stop */
-    ctx_str_t *strs;           /* qj_arg_str copies */
+    char queue[QJ_MAX_QUEUE_NAME + 1];
+    qj_ctx_host host;
+    msg_reader_t *reader;      /* decoded args point into it and into args_mp */
+    msgpack_packer packer;     /* writes into result */
+    char *error;               /* qj_fail's message (kept across jobs), or NULL */
+    char args_why[256];        /* why, when args_failed */
 };
 
 /* Room for a message one UTF-8 character longer than the limit, so
@@ -83,13 +97,39 @@ static void s_utf8_clean(char *s, size_t max)
     }
 }
 
-static void s_free_strs(qj_ctx *ctx)
+/* Forget the strings of the previous job: keep the ordinary chunks for
+ * the next one, free the oversized (all of them if all is set). */
+static void s_reset_strs(qj_ctx *ctx, bool all)
 {
-    while (ctx->strs) {
-        ctx_str_t *next = ctx->strs->next;
-        free(ctx->strs);
-        ctx->strs = next;
+    for (ctx_chunk_t **p = &ctx->strs; *p;) {
+        ctx_chunk_t *c = *p;
+        if (all || c->cap > STR_CHUNK) {
+            *p = c->next;
+            free(c);
+        } else {
+            c->used = 0;
+            p = &c->next;
+        }
     }
+}
+
+/* Room for n bytes in the current job's strings, or NULL (no memory). */
+static char *s_str_room(qj_ctx *ctx, size_t n)
+{
+    for (ctx_chunk_t *c = ctx->strs; c; c = c->next)
+        if (c->cap - c->used >= n) {
+            c->used += n;
+            return c->s + c->used - n;
+        }
+    size_t cap = n > STR_CHUNK ? n : STR_CHUNK;
+    ctx_chunk_t *c = malloc(sizeof *c + cap);
+    if (!c)
+        return NULL;
+    c->cap = cap;
+    c->used = n;
+    c->next = ctx->strs;
+    ctx->strs = c;
+    return c->s;
 }
 
 qj_ctx *qj_ctx_new(const qj_ctx_host *host)
@@ -108,6 +148,7 @@ qj_ctx *qj_ctx_new(const qj_ctx_host *host)
     msgpack_sbuffer_init(&ctx->result);
     msgpack_packer_init(&ctx->packer, &ctx->result, msgpack_sbuffer_write);
     ctx->args.type = MSGPACK_OBJECT_NIL;
+    ctx->args_decoded = true;
     ctx->stop = QJ_PENDING;
     return ctx;
 }
@@ -117,7 +158,7 @@ void qj_ctx_destroy(qj_ctx **self_p)
     if (!self_p || !*self_p)
         return;
     qj_ctx *ctx = *self_p;
-    s_free_strs(ctx);
+    s_reset_strs(ctx, true);
     msg_reader_destroy(&ctx->reader);
     msgpack_sbuffer_destroy(&ctx->args_mp);
     msgpack_sbuffer_destroy(&ctx->result);
@@ -130,7 +171,7 @@ int qj_ctx_start(qj_ctx *ctx, uint64_t id, uint32_t attempt, const char *queue,
                  const void *args, size_t len, char *err, size_t errlen)
 {
     assert(ctx);
-    s_free_strs(ctx);
+    s_reset_strs(ctx, false);
     ctx->id = id;
     ctx->attempt = attempt;
     if (!queue)
@@ -145,6 +186,8 @@ int qj_ctx_start(qj_ctx *ctx, uint64_t id, uint32_t attempt, const char *queue,
     ctx->stop = QJ_PENDING;
     ctx->stop_seen = false;
     ctx->args.type = MSGPACK_OBJECT_NIL;
+    ctx->args_decoded = true;   /* nil, until there are bytes to decode */
+    ctx->args_failed = false;
     if (!args || len == 0)
         return 0;
     if (len > QJ_MAX_ARGS) {
@@ -152,18 +195,52 @@ int qj_ctx_start(qj_ctx *ctx, uint64_t id, uint32_t attempt, const char *queue,
                  len, QJ_MAX_ARGS);
         return -1;
     }
+    /* Only the non-allocating check now, so that malformed arguments still
+     * fail the job before its task runs; the decode waits for the task's
+     * first look at them (s_args), and most tasks never look. */
+    char why[256];
+    if (mpck_check(args, len, &mpck_default_limits, why, sizeof why) != 0) {
+        snprintf(err, errlen, "arguments are not one valid msgpack value: %s", why);
+        return -1;
+    }
+    /* A copy all the same: the job outlives the message that brought it.
+     * args_mp keeps its room from job to job, so this allocates only when
+     * a job's arguments are the largest yet. */
     if (msgpack_sbuffer_write(&ctx->args_mp, args, len) != 0) {
         snprintf(err, errlen, "out of memory copying %zu bytes of arguments", len);
         return -1;
     }
-    msg_bytes_t bytes = {ctx->args_mp.data, (uint32_t)len};
-    char why[256];
-    if (msg_value_decode(ctx->reader, bytes, &ctx->args, why, sizeof why) != 0) {
-        ctx->args.type = MSGPACK_OBJECT_NIL;
-        snprintf(err, errlen, "arguments are not one valid msgpack value: %s", why);
-        return -1;
-    }
+    ctx->args_decoded = false;
     return 0;
+}
+
+static int s_decode(struct msg_reader *reader, const void *mp, size_t len,
+                    msgpack_object *obj, char *err, size_t errlen)
+{
+    return msg_value_decode(reader, (msg_bytes_t){mp, (uint32_t)len}, obj, err, errlen);
+}
+
+int (*qj_ctx_decode)(struct msg_reader *reader, const void *mp, size_t len,
+                     msgpack_object *obj, char *err, size_t errlen) = s_decode;
+
+/* The arguments, decoded on first use.  They passed mpck_check in
+ * qj_ctx_start, so decoding fails only for want of memory: the arguments
+ * then read as nil and the job ends with that error, whatever the task
+ * does next. */
+static const msgpack_object *s_args(qj_ctx *ctx)
+{
+    if (ctx->args_decoded)
+        return &ctx->args;
+    ctx->args_decoded = true;
+    char why[160];
+    if (qj_ctx_decode(ctx->reader, ctx->args_mp.data, ctx->args_mp.size, &ctx->args, why,
+                      sizeof why) != 0) {
+        ctx->args.type = MSGPACK_OBJECT_NIL;
+        ctx->args_failed = true;
+        snprintf(ctx->args_why, sizeof ctx->args_why,
+                 "arguments are not one valid msgpack value: %s", why);
+    }
+    return &ctx->args;
 }
 
 void qj_ctx_stop(qj_ctx *ctx, qj_status why)
@@ -194,6 +271,10 @@ qj_status qj_ctx_outcome(qj_ctx *ctx, int ret, const void **val, size_t *len,
     *val = NULL;
     *len = 0;
     *error = NULL;
+    if (ctx->args_failed) {
+        *error = ctx->args_why;
+        return QJ_ERROR;
+    }
     if (ctx->stop_seen) {
         *error = ctx->stop == QJ_TIMEOUT ? "stopped: the job ran past its timeout"
                                           : "stopped: the job was cancelled";
@@ -235,15 +316,22 @@ qj_client *qj_ctx_client(qj_ctx *ctx) { return ctx->host.client; }
 
 /* ------------------------------------------------------------- arguments */
 
-const msgpack_object *qj_args(qj_ctx *ctx) { return &ctx->args; }
+const msgpack_object *qj_args(qj_ctx *ctx) { return s_args(ctx); }
+
+const void *qj_args_mp(qj_ctx *ctx, size_t *len)
+{
+    *len = ctx->args_mp.size;
+    return ctx->args_mp.size ? ctx->args_mp.data : NULL;
+}
 
 /* The value under key in a map argument, or NULL. */
-static const msgpack_object *s_arg(const qj_ctx *ctx, const char *key)
+static const msgpack_object *s_arg(qj_ctx *ctx, const char *key)
 {
-    if (ctx->args.type != MSGPACK_OBJECT_MAP)
+    const msgpack_object *args = s_args(ctx);
+    if (args->type != MSGPACK_OBJECT_MAP)
         return NULL;
     size_t klen = strlen(key);
-    const msgpack_object_map *m = &ctx->args.via.map;
+    const msgpack_object_map *m = &args->via.map;
     for (uint32_t i = 0; i < m->size; i++) {
         const msgpack_object *k = &m->ptr[i].key;
         if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
@@ -297,19 +385,17 @@ const char *qj_arg_str(qj_ctx *ctx, const char *key, const char *dflt)
     const msgpack_object *v = s_arg(ctx, key);
     if (!v || v->type != MSGPACK_OBJECT_STR)
         return dflt;
-    ctx_str_t *c = malloc(sizeof *c + v->via.str.size + 1);
-    if (!c)
+    char *s = s_str_room(ctx, v->via.str.size + 1);
+    if (!s)
         return dflt;
-    memcpy(c->s, v->via.str.ptr, v->via.str.size);
-    c->s[v->via.str.size] = '\0';
-    c->next = ctx->strs;
-    ctx->strs = c;
-    return c->s;
+    memcpy(s, v->via.str.ptr, v->via.str.size);
+    s[v->via.str.size] = '\0';
+    return s;
 }
 
 char *qj_args_json(qj_ctx *ctx)
 {
-    json_t *j = mpjson_from_object(&ctx->args);
+    json_t *j = mpjson_from_object(s_args(ctx));
     if (!j)
         return NULL;
     char *text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);

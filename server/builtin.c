@@ -20,12 +20,15 @@ static int s_noop(qj_ctx *ctx)
     return 0;
 }
 
+/* Returns the argument bytes as they came, undecoded; an explicit nil
+ * gives the same empty result as no arguments. */
 static int s_echo(qj_ctx *ctx)
 {
-    const msgpack_object *args = qj_args(ctx);
-    if (args->type == MSGPACK_OBJECT_NIL)
+    size_t len;
+    const void *args = qj_args_mp(ctx, &len);
+    if (!args || (len == 1 && *(const unsigned char *)args == 0xc0))
         return qj_return_nil(ctx);
-    return msgpack_pack_object(qj_return_packer(ctx), *args) == 0
+    return qj_return_mp(ctx, args, len) == 0
                ? 0 : qj_fail(ctx, "echo: out of memory copying the arguments");
 }
 

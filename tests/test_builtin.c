@@ -87,6 +87,23 @@ static void test_noop_echo(void **state)
     assert_int_equal(s_run(f, "echo", NULL, &v, &err), QJ_OK);
     assert_string_equal(v, "null");
     free(v);
+
+    /* Echo hands back the argument bytes themselves; an explicit nil is
+     * the empty (nil) result, as no arguments are. */
+    qj_task_fn echo = qj_registry_find(f->reg, "echo", 4);
+    const unsigned char mp[] = {0x92, 0xcc, 0x05, 0xa1, 'x'};   /* [5, "x"], 5 not minimal */
+    const unsigned char nil[] = {0xc0};
+    char e[256];
+    const void *val;
+    size_t len;
+    assert_int_equal(qj_ctx_start(f->ctx, 1, 1, NULL, mp, sizeof mp, e, sizeof e), 0);
+    assert_int_equal(qj_ctx_outcome(f->ctx, echo(f->ctx), &val, &len, &err), QJ_OK);
+    assert_int_equal(len, sizeof mp);
+    assert_memory_equal(val, mp, sizeof mp);
+    assert_int_equal(qj_ctx_start(f->ctx, 2, 1, NULL, nil, sizeof nil, e, sizeof e), 0);
+    assert_int_equal(qj_ctx_outcome(f->ctx, echo(f->ctx), &val, &len, &err), QJ_OK);
+    assert_null(val);
+    assert_int_equal(len, 0);
 }
 
 static void test_fail_task(void **state)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,6 +123,120 @@ static void test_bad_args(void **state)
     /* Two values where one is expected. */
     const unsigned char two[] = {0x01, 0x02};
     assert_int_equal(qj_ctx_start(ctx, 1, 1, NULL, two, sizeof two, err, sizeof err), -1);
+    qj_ctx_destroy(&ctx);
+}
+
+/* Fails every decode, as msg_value_decode does when memory runs out. */
+static int s_decode_nomem(struct msg_reader *reader, const void *mp, size_t len,
+                          msgpack_object *obj, char *err, size_t errlen)
+{
+    (void)reader, (void)mp, (void)len;
+    obj->type = MSGPACK_OBJECT_NIL;
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+static int s_decodes;
+static int (*s_real_decode)(struct msg_reader *, const void *, size_t, msgpack_object *,
+                            char *, size_t);
+
+/* Counts the decodes, then does the real one. */
+static int s_decode_counted(struct msg_reader *reader, const void *mp, size_t len,
+                            msgpack_object *obj, char *err, size_t errlen)
+{
+    s_decodes++;
+    return s_real_decode(reader, mp, len, obj, err, errlen);
+}
+
+static void test_lazy_args(void **state)
+{
+    (void)state;
+    s_real_decode = qj_ctx_decode;
+    qj_ctx_decode = s_decode_counted;
+    s_decodes = 0;
+    qj_ctx *ctx = qj_ctx_new(NULL);
+    const unsigned char mp[] = {0x81, 0xa1, 'n', 0x07};   /* {"n": 7} */
+    char err[256];
+    assert_int_equal(qj_ctx_start(ctx, 1, 1, NULL, mp, sizeof mp, err, sizeof err), 0);
+    /* The raw bytes come without a decode, as a copy of the caller's. */
+    size_t len;
+    const void *raw = qj_args_mp(ctx, &len);
+    assert_int_equal(len, sizeof mp);
+    assert_memory_equal(raw, mp, sizeof mp);
+    assert_ptr_not_equal(raw, mp);
+    assert_int_equal(s_decodes, 0);
+    /* The first look decodes, once for the whole job. */
+    assert_int_equal(qj_arg_int(ctx, "n", 0), 7);
+    assert_int_equal(qj_args(ctx)->type, MSGPACK_OBJECT_MAP);
+    char *json = qj_args_json(ctx);
+    assert_string_equal(json, "{\"n\":7}");
+    free(json);
+    assert_int_equal(s_decodes, 1);
+    /* A job that never looks costs no decode; no arguments, none either. */
+    assert_int_equal(qj_ctx_start(ctx, 2, 1, NULL, mp, sizeof mp, err, sizeof err), 0);
+    s_expect_value(ctx, "null");
+    assert_int_equal(qj_ctx_start(ctx, 3, 1, NULL, NULL, 0, err, sizeof err), 0);
+    assert_null(qj_args_mp(ctx, &len));
+    assert_int_equal(len, 0);
+    assert_int_equal(qj_args(ctx)->type, MSGPACK_OBJECT_NIL);
+    assert_int_equal(s_decodes, 1);
+    /* Bad arguments leave no bytes behind. */
+    const unsigned char two[] = {0x01, 0x02};
+    assert_int_equal(qj_ctx_start(ctx, 4, 1, NULL, two, sizeof two, err, sizeof err), -1);
+    assert_null(qj_args_mp(ctx, &len));
+    assert_int_equal(len, 0);
+
+    /* A decode that fails makes the arguments nil and the job an error
+     * that says why, even if the task then fails or returns otherwise. */
+    qj_ctx_decode = s_decode_nomem;
+    assert_int_equal(qj_ctx_start(ctx, 5, 1, NULL, mp, sizeof mp, err, sizeof err), 0);
+    assert_int_equal(qj_arg_int(ctx, "n", -1), -1);
+    assert_int_equal(qj_args(ctx)->type, MSGPACK_OBJECT_NIL);
+    qj_fail(ctx, "n is missing");
+    const char *error;
+    assert_int_equal(s_outcome(ctx, -1, NULL, &error), QJ_ERROR);
+    assert_string_equal(error, "arguments are not one valid msgpack value: out of memory");
+    /* The next job starts clean. */
+    qj_ctx_decode = s_real_decode;
+    assert_int_equal(qj_ctx_start(ctx, 6, 1, NULL, mp, sizeof mp, err, sizeof err), 0);
+    assert_int_equal(qj_arg_int(ctx, "n", 0), 7);
+    s_expect_value(ctx, "null");
+    qj_ctx_destroy(&ctx);
+}
+
+static void test_arg_strs(void **state)
+{
+    (void)state;
+    qj_ctx *ctx = qj_ctx_new(NULL);
+    char big[2001];
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    char json[2200];
+    snprintf(json, sizeof json, "{\"a\": \"one\", \"b\": \"two\", \"big\": \"%s\"}", big);
+    s_start_json(ctx, json);
+    /* Each call gives its own copy, and every copy stays valid for the job. */
+    const char *a = qj_arg_str(ctx, "a", NULL);
+    const char *b = qj_arg_str(ctx, "b", NULL);
+    const char *a2 = qj_arg_str(ctx, "a", NULL);
+    const char *g = qj_arg_str(ctx, "big", NULL);
+    const char *many[200];
+    for (size_t i = 0; i < 200; i++)
+        many[i] = qj_arg_str(ctx, "b", NULL);
+    assert_ptr_not_equal(a, a2);
+    assert_string_equal(a, "one");
+    assert_string_equal(b, "two");
+    assert_string_equal(a2, "one");
+    assert_string_equal(g, big);
+    for (size_t i = 0; i < 200; i++)
+        assert_string_equal(many[i], "two");
+    /* The next job's strings reuse the room the last one had. */
+    s_start_json(ctx, "{\"a\": \"uno\"}");
+    const char *again = qj_arg_str(ctx, "a", NULL);
+    assert_string_equal(again, "uno");
+    bool reused = again == a || again == b || again == a2;
+    for (size_t i = 0; i < 200; i++)
+        reused = reused || again == many[i];
+    assert_true(reused);
     qj_ctx_destroy(&ctx);
 }
 
@@ -337,6 +452,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_args),
         cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_lazy_args),
+        cmocka_unit_test(test_arg_strs),
         cmocka_unit_test(test_returns),
         cmocka_unit_test(test_bad_results),
         cmocka_unit_test(test_fail),
