@@ -20,27 +20,15 @@
 
 #include <jansson.h>
 
+#include "asan.h"
 #include "clock.h"
 #include "mpck.h"
 #include "mpjson.h"
 
 /* Handles kept for reuse are poisoned under ASan, so that a use after
  * qj_job_free is still reported. */
-#if defined(__SANITIZE_ADDRESS__)
-#define JOB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define JOB_ASAN 1
-#endif
-#endif
-#ifdef JOB_ASAN
-#include <sanitizer/asan_interface.h>
-#define SPARE_POISON(j) ASAN_POISON_MEMORY_REGION((j), sizeof(qj_job))
-#define SPARE_UNPOISON(j) ASAN_UNPOISON_MEMORY_REGION((j), sizeof(qj_job))
-#else
-#define SPARE_POISON(j) ((void)(j))
-#define SPARE_UNPOISON(j) ((void)(j))
-#endif
+#define SPARE_POISON(j) QJ_POISON((j), sizeof(qj_job))
+#define SPARE_UNPOISON(j) QJ_UNPOISON((j), sizeof(qj_job))
 
 void qj_submit_opts_init(qj_submit_opts *o)
 {

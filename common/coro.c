@@ -40,15 +40,8 @@
 #error "coro.c: build with -DCORO_ASM=1 (x86_64, aarch64 only) or -DCORO_UCONTEXT=1 (meson -Dcoro_backend)"
 #endif
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CORO_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CORO_ASAN 1
-#endif
-#endif
-#ifdef CORO_ASAN
-#include <sanitizer/asan_interface.h>
+#include "asan.h"
+#ifdef QJ_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -104,7 +97,7 @@ static size_t s_stack_len(const coro_t *co) { return co->map_len - co->guard_len
  * stack instead of keeping it for a resume that never comes. */
 static void s_asan_start(void **fake_save, const void *bottom, size_t size)
 {
-#ifdef CORO_ASAN
+#ifdef QJ_ASAN
     __sanitizer_start_switch_fiber(fake_save, bottom, size);
 #else
     (void)fake_save, (void)bottom, (void)size;
@@ -113,7 +106,7 @@ static void s_asan_start(void **fake_save, const void *bottom, size_t size)
 
 static void s_asan_finish(void *fake, const void **old_bottom, size_t *old_size)
 {
-#ifdef CORO_ASAN
+#ifdef QJ_ASAN
     __sanitizer_finish_switch_fiber(fake, old_bottom, old_size);
 #else
     (void)fake, (void)old_bottom, (void)old_size;
@@ -385,7 +378,7 @@ void coro_destroy(coro_t **self_p)
 #if defined(HAVE_VALGRIND) && HAVE_VALGRIND
     VALGRIND_STACK_DEREGISTER(co->vg_stack_id);
 #endif
-#ifdef CORO_ASAN
+#ifdef QJ_ASAN
     /* An abandoned coroutine's frames never returned, so their redzones
      * are still poisoned; a later mapping at this address would inherit
      * them. */

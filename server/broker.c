@@ -211,6 +211,23 @@ static uint32_t s_covered_prefix(uint64_t upto, const uint64_t *lsn, uint32_t n)
     return lo;
 }
 
+/* Send the first n pending ACCEPTED items and drop them. */
+static void s_send_acks(broker_t *b, peer_t *p, uint32_t n)
+{
+    while (n) {
+        uint32_t k = n < QJ_MAX_BATCH ? n : QJ_MAX_BATCH;
+        msg_t m = {.cmd = MSG_ACCEPTED, .acks = p->acks, .nacks = k};
+        if (broker_reply(b, p, &m) != 0) {
+            /* The client resends what it did not see accepted; (cid, ref)
+             * makes the resend find the same jobs. */
+            peer_clear_acks(p, n);
+            return;
+        }
+        peer_clear_acks(p, k);
+        n -= k;
+    }
+}
+
 /* Send a peer its ACCEPTED items whose jobs the journal holds at the
  * --fsync level; the others wait for it (b->held).  While the journal
  * cannot be written, refusals overtake the held acceptances (a submitter
@@ -218,25 +235,12 @@ static uint32_t s_covered_prefix(uint64_t upto, const uint64_t *lsn, uint32_t n)
  * take its jobs, rather than hearing nothing until the disk has room. */
 static void s_flush_acks(broker_t *b, peer_t *p)
 {
-    uint32_t ready = s_covered_prefix(store_durable(b), p->ack_lsn, p->nacks);
-    for (int pass = 0; pass < 2; pass++) {
-        while (ready) {
-            uint32_t n = ready < QJ_MAX_BATCH ? ready : QJ_MAX_BATCH;
-            msg_t m = {.cmd = MSG_ACCEPTED, .acks = p->acks, .nacks = n};
-            if (broker_reply(b, p, &m) != 0) {
-                /* The client resends what it did not see accepted; (cid,
-                 * ref) makes the resend find the same jobs. */
-                peer_clear_acks(p, ready);
-                break;
-            }
-            peer_clear_acks(p, n);
-            ready -= n;
-        }
-        if (!p->nacks)
-            return;
-        b->held = true;
-        ready = pass == 0 && store_refusal(b) ? peer_hoist_refusals(p) : 0;
-    }
+    s_send_acks(b, p, s_covered_prefix(store_durable(b), p->ack_lsn, p->nacks));
+    if (!p->nacks)
+        return;
+    b->held = true;
+    if (store_refusal(b))
+        s_send_acks(b, p, peer_hoist_refusals(p));
 }
 
 static void s_fill_job(const job_t *job, msg_job_t *mj)
@@ -370,6 +374,16 @@ static int s_flush_results(broker_t *b, sess_t *s)
     memmove(s->out_lsn, s->out_lsn + i, (s->nout - i) * sizeof *s->out_lsn);
     s->nout -= i;
     return rc;
+}
+
+/* Before the turn's journal write: JOBS and CANCELs wait for no record,
+ * so the write(2) and the sync thread's wake-up stay off a job's way to
+ * its worker.  The peers stay on the flush list for what does wait. */
+static void s_flush_leases(broker_t *b)
+{
+    for (peer_t *p = b->dirty_peers; p; p = p->dirty_next)
+        if (!p->gone && (s_flush_jobs(b, p) != 0 || s_flush_cancels(b, p) != 0))
+            broker_forget_peer(b, p, true, "disconnected");
 }
 
 /* The journal has become durable or been written further: what waited
@@ -567,11 +581,7 @@ static int s_turn(broker_t *b, char *err, size_t errlen)
         b->next_tick_ms = b->now_ms + TICK_MS;
     }
     dispatch_run(b);
-    /* What waits for no journal write goes first, JOBS above all: the
-     * write(2) and the wake-up of the sync thread are off the path of a
-     * job to its worker.  What the commit wrote or made durable goes after
-     * it. */
-    s_flush(b);
+    s_flush_leases(b);
     if (store_commit(b, err, errlen) != 0)
         return -1;
     s_flush(b);

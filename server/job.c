@@ -225,17 +225,14 @@ static uint64_t s_ref_hash(const struct sess *sess, uint64_t ref)
     return htab_hash_seq((uint64_t)(uintptr_t)sess, ref);
 }
 
-/* One-to-one in the session (htab.h): equal hashes, same session. */
 static uint64_t s_sess_hash(const struct sess *sess)
 {
     return htab_hash_pair(1, (uint64_t)(uintptr_t)sess);
 }
 
-static bool s_same(const void *item, const void *key)
+static bool s_eq_sess(const void *item, const void *key)
 {
-    (void)item;
-    (void)key;
-    return true;
+    return ((const sub_t *)item)->sess == key;
 }
 
 static bool s_eq_ref(const void *item, const void *key)
@@ -345,7 +342,7 @@ static sub_t *s_sub(const jobs_t *self, const struct sess *sess)
 {
     if (self->last_sub && self->last_sub->sess == sess)
         return self->last_sub;
-    return htab_find(self->subs, s_sess_hash(sess), s_same, NULL);
+    return htab_find(self->subs, s_sess_hash(sess), s_eq_sess, sess);
 }
 
 /* The sub of a session, made (with no job) if it has none.  NULL if out of

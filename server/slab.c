@@ -10,23 +10,12 @@
  * memory (with the mappings scanned by its leak checker, which would not
  * see the pointers held in objects otherwise), valgrind through its
  * custom-allocator requests (which also report leaked objects). */
-#if defined(__SANITIZE_ADDRESS__)
-#define SLAB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SLAB_ASAN 1
-#endif
-#endif
-#ifdef SLAB_ASAN
-#include <sanitizer/asan_interface.h>
+#include "asan.h"
+#ifdef QJ_ASAN
 #include <sanitizer/lsan_interface.h>
-#define ASAN_HIDE(p, n) ASAN_POISON_MEMORY_REGION(p, n)
-#define ASAN_SHOW(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)
 #define ASAN_ROOT(p, n) __lsan_register_root_region(p, n)
 #define ASAN_UNROOT(p, n) __lsan_unregister_root_region(p, n)
 #else
-#define ASAN_HIDE(p, n) ((void)0)
-#define ASAN_SHOW(p, n) ((void)0)
 #define ASAN_ROOT(p, n) ((void)0)
 #define ASAN_UNROOT(p, n) ((void)0)
 #endif
@@ -86,7 +75,7 @@ void slab_destroy(slab_t **self_p)
     slab_t *self = *self_p;
     for (size_t i = 0; i < self->nmaps; i++) {
         ASAN_UNROOT(self->maps[i], MAP_BYTES);
-        ASAN_SHOW(self->maps[i], MAP_BYTES);
+        QJ_UNPOISON(self->maps[i], MAP_BYTES);
         munmap(self->maps[i], MAP_BYTES);
     }
     free(self->maps);
@@ -150,7 +139,7 @@ static int s_map(slab_t *self)
     self->cut = base;
     self->end = base + MAP_BYTES;
     ASAN_ROOT(base, MAP_BYTES);
-    ASAN_HIDE(base, MAP_BYTES);
+    QJ_POISON(base, MAP_BYTES);
     VALGRIND_MAKE_MEM_NOACCESS(base, MAP_BYTES);
     return 0;
 }
@@ -172,7 +161,7 @@ static block_t *s_block_new(slab_t *self, uint32_t size)
     } else {
         return NULL;
     }
-    ASAN_SHOW(b, HEAD);
+    QJ_UNPOISON(b, HEAD);
     VALGRIND_MAKE_MEM_UNDEFINED(b, HEAD);
     b->free = NULL;
     b->fresh = (char *)b + HEAD;
@@ -192,7 +181,7 @@ static void s_release(slab_t *self, unsigned c, block_t *b)
     if (self->nwarm < WARM) {
         s_unlink(self, c, b);
         self->warm[self->nwarm++] = b;
-        ASAN_HIDE(b, BLOCK_BYTES);
+        QJ_POISON(b, BLOCK_BYTES);
         VALGRIND_MAKE_MEM_NOACCESS(b, BLOCK_BYTES);
         return;
     }
@@ -207,7 +196,7 @@ static void s_release(slab_t *self, unsigned c, block_t *b)
     s_unlink(self, c, b);
     self->spare[self->nspare++] = b;
     self->blocks--;
-    ASAN_HIDE(b, BLOCK_BYTES);
+    QJ_POISON(b, BLOCK_BYTES);
     VALGRIND_MAKE_MEM_NOACCESS(b, BLOCK_BYTES);
     madvise(b, BLOCK_BYTES, MADV_DONTNEED);
 }
@@ -224,7 +213,7 @@ void *slab_alloc(slab_t *self, size_t size)
     void *obj;
     if (b->free) {
         obj = b->free;
-        ASAN_SHOW(obj, sizeof(void *));
+        QJ_UNPOISON(obj, sizeof(void *));
         VALGRIND_MAKE_MEM_DEFINED(obj, sizeof(void *));
         b->free = *(void **)obj;
     } else {
@@ -233,7 +222,7 @@ void *slab_alloc(slab_t *self, size_t size)
     }
     if (++b->used == b->cap)
         s_unlink(self, c, b); /* full */
-    ASAN_SHOW(obj, size);
+    QJ_UNPOISON(obj, size);
     VALGRIND_MALLOCLIKE_BLOCK(obj, size, 0, 0);
     return obj;
 }
@@ -251,11 +240,11 @@ void slab_free(slab_t *self, void *obj, size_t size)
     assert(b->size == (c + 1) * GRAIN && b->used > 0);
     VALGRIND_FREELIKE_BLOCK(obj, 0);
     VALGRIND_MAKE_MEM_UNDEFINED(obj, sizeof(void *));
-    ASAN_SHOW(obj, sizeof(void *)); /* the object may be smaller than its class */
+    QJ_UNPOISON(obj, sizeof(void *)); /* the object may be smaller than its class */
     *(void **)obj = b->free;
     b->free = obj;
     VALGRIND_MAKE_MEM_NOACCESS(obj, sizeof(void *));
-    ASAN_HIDE(obj, b->size);
+    QJ_POISON(obj, b->size);
     if (b->used-- == b->cap)
         s_push(self, c, b); /* was full: has room again */
     if (b->used == 0 && (b->prev || b->next))

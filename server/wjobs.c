@@ -318,13 +318,20 @@ static void s_begun(wjobs_t *s, job_t *j)
     log_debug("job %" PRIu64 " (%s) started, attempt %" PRIu32, j->id, j->task, j->attempt);
 }
 
-/* May a job start now?  Only if a slot is free, the turn has not started
- * its share of jobs (TURN_ROUNDS per slot), and no result waiting would
- * then wait WJOBS_HOLD_US (wjobs.h, top): else the host flushes first. */
+/* A job waits, a slot is free, and the turn has not started its share of
+ * jobs (TURN_ROUNDS per slot). */
+static bool s_has_room(const wjobs_t *s)
+{
+    return s->waiting.head && s->active < s->o.coros &&
+           s->turn_starts < (size_t)TURN_ROUNDS * s->o.coros;
+}
+
+/* May a job start now, from a runner whose job just ended?  If there is
+ * room and no result waiting would then wait WJOBS_HOLD_US (wjobs.h,
+ * top): else the host flushes first. */
 static bool s_may_start(wjobs_t *s)
 {
-    if (!s->waiting.head || s->active >= s->o.coros ||
-        s->turn_starts >= (size_t)TURN_ROUNDS * s->o.coros)
+    if (!s_has_room(s))
         return false;
     return !s->done.head ||
            (double)(s_now_us(s) - s->done_since) + s->job_us < WJOBS_HOLD_US;
@@ -418,8 +425,7 @@ static int s_run_job(wjobs_t *s, job_t *j)
 
 static void s_start(wjobs_t *s)
 {
-    while (s->waiting.head && s->active < s->o.coros &&
-           s->turn_starts < (size_t)TURN_ROUNDS * s->o.coros) {
+    while (s_has_room(s)) {
         job_t *j = s->waiting.head;
         s_begin(s, j);
         if (s_run_job(s, j) != 0) {

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "idmap.h"
+#include "shuffle.h"
 
 /* Job ids of a fresh broker start above unix_ms << 16. */
 #define BASE (((uint64_t)1700000000000 << 16) + 1)
@@ -23,23 +24,6 @@ static char s_items[1 << 16];
 static void *s_item(size_t i)
 {
     return &s_items[i % sizeof s_items];
-}
-
-/* A fixed permutation of 0..n-1 (a small LCG shuffle: the same every run). */
-static size_t *s_shuffle(size_t n, uint64_t seed)
-{
-    size_t *v = malloc(n * sizeof *v);
-    assert_non_null(v);
-    for (size_t i = 0; i < n; i++)
-        v[i] = i;
-    for (size_t i = n; i > 1; i--) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        size_t j = (size_t)(seed >> 33) % i;
-        size_t t = v[i - 1];
-        v[i - 1] = v[j];
-        v[j] = t;
-    }
-    return v;
 }
 
 static void test_in_sequence(void **state)
@@ -115,7 +99,7 @@ static void test_replay_then_new(void **state)
     (void)state;
     idmap_t *m = idmap_new();
     enum { N = 5000 };
-    size_t *order = s_shuffle(N, 42);
+    size_t *order = test_shuffle(N, 42);
     for (size_t i = 0; i < N; i++)
         assert_int_equal(idmap_put(m, BASE + order[i] * 3, s_item(order[i])), 0);
     uint64_t next = BASE + ((uint64_t)3600 * 1000 << 16); /* an hour later */
@@ -147,7 +131,7 @@ static void test_remove_out_of_order(void **state)
     for (size_t i = 0; i < N; i++)
         assert_int_equal(idmap_put(m, BASE + i, s_item(i)), 0);
     size_t dense = idmap_bytes(m);
-    size_t *order = s_shuffle(N, 7);
+    size_t *order = test_shuffle(N, 7);
     bool *gone = calloc(N, sizeof *gone);
     for (size_t i = 0; i < N; i++) {
         size_t k = order[i];

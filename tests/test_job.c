@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "job.h"
+#include "shuffle.h"
 
 static job_t *s_job(jobs_t *reg, const char *key, uint64_t ref, const void *sess)
 {
@@ -126,23 +127,6 @@ static job_t *s_job_id(jobs_t *reg, uint64_t id, uint64_t ref, const void *sess,
     return j;
 }
 
-/* A fixed permutation of 0..n-1. */
-static size_t *s_shuffle(size_t n, uint64_t seed)
-{
-    size_t *v = malloc(n * sizeof *v);
-    assert_non_null(v);
-    for (size_t i = 0; i < n; i++)
-        v[i] = i;
-    for (size_t i = n; i > 1; i--) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        size_t j = (size_t)(seed >> 33) % i;
-        size_t t = v[i - 1];
-        v[i - 1] = v[j];
-        v[j] = t;
-    }
-    return v;
-}
-
 /* Every job iteration yields, once each. */
 static size_t s_count_iterated(const jobs_t *reg)
 {
@@ -191,7 +175,7 @@ static void test_replay_then_new(void **state)
     enum { N = 3000, NSESS = 5 };
     int sess[NSESS];
     job_t **old = calloc(N, sizeof *old), **young = calloc(N, sizeof *young);
-    size_t *order = s_shuffle(N, 99);
+    size_t *order = test_shuffle(N, 99);
     char key[32];
     for (size_t i = 0; i < N; i++) {
         size_t k = order[i];
@@ -264,7 +248,7 @@ static void test_refs_many_sessions(void **state)
             assert_ptr_equal(jobs_find_ref(reg, (void *)&sess[s], r), j[s * PER + r - 1]);
     assert_null(jobs_find_ref(reg, (void *)&sess[0], PER + 1));
     assert_null(jobs_find_ref(reg, (void *)&sess[NSESS], 1));
-    size_t *order = s_shuffle(N, 11);
+    size_t *order = test_shuffle(N, 11);
     for (size_t i = 0; i < N; i++) {
         size_t k = order[i];
         jobs_remove(reg, j[k]);
