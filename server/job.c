@@ -131,52 +131,6 @@ void job_result_view(const job_result_t *res, msg_bytes_t *val, msg_bytes_t *err
 
 /* ---- lists */
 
-void jlist_push_back(jlist_t *l, job_t *j)
-{
-    j->next = NULL;
-    j->prev = l->tail;
-    if (l->tail)
-        l->tail->next = j;
-    else
-        l->head = j;
-    l->tail = j;
-    l->n++;
-}
-
-void jlist_push_front(jlist_t *l, job_t *j)
-{
-    j->prev = NULL;
-    j->next = l->head;
-    if (l->head)
-        l->head->prev = j;
-    else
-        l->tail = j;
-    l->head = j;
-    l->n++;
-}
-
-void jlist_remove(jlist_t *l, job_t *j)
-{
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        l->head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        l->tail = j->prev;
-    j->next = j->prev = NULL;
-    l->n--;
-}
-
-job_t *jlist_pop_front(jlist_t *l)
-{
-    job_t *j = l->head;
-    if (j)
-        jlist_remove(l, j);
-    return j;
-}
-
 /* ---- registry */
 
 /* Refs under 2^JOBS_REF_BITS (a submitter counting from 1) are indexed in

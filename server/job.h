@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dlist.h"
 #include "msg.h"
 #include "theap.h"
 
@@ -35,12 +36,6 @@ typedef struct job job_t;
 struct queue;
 struct peer;
 struct sess;
-
-/* A doubly linked list of jobs through their next/prev links. */
-typedef struct jlist {
-    job_t *head, *tail;
-    uint64_t n;
-} jlist_t;
 
 /* The payload of a finished job's outcome, one allocation (only when
  * there is something to hold: a value, an error text or a worker name). */
@@ -165,10 +160,8 @@ int job_set_result(job_t *self, msg_bytes_t val, msg_bytes_t err, msg_bytes_t wk
 void job_result_view(const job_result_t *res, msg_bytes_t *val, msg_bytes_t *err,
                      msg_bytes_t *wk);
 
-void jlist_push_back(jlist_t *l, job_t *j);
-void jlist_push_front(jlist_t *l, job_t *j);
-void jlist_remove(jlist_t *l, job_t *j);
-job_t *jlist_pop_front(jlist_t *l);
+/* A doubly linked list of jobs through their next/prev links. */
+DLIST_DEFINE(jlist, job_t)
 
 /* ---- the registry */
 

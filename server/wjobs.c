@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "coro.h"
 #include "ctx.h"
+#include "dlist.h"
 #include "log.h"
 #include "registry.h"
 #include "scheduler.h"
@@ -35,11 +36,6 @@ typedef struct job job_t;
 
 typedef struct runner runner_t;
 
-typedef struct jlist {
-    job_t *head, *tail;
-    size_t n;
-} jlist_t;
-
 struct job {
     job_t *prev, *next;        /* in waiting, running or done (state says which) */
     job_t *prog_next;          /* in wjobs.prog while a progress report waits */
@@ -61,6 +57,8 @@ struct job {
     char note[QJ_MAX_NOTE + 1];
     char task[QJ_MAX_TASK_NAME + 1];
 };
+
+DLIST_DEFINE(jlist, job_t)
 
 /* A coroutine that runs jobs one after the other (s_runner). */
 struct runner {
@@ -126,32 +124,6 @@ static uint64_t s_now_us(wjobs_t *s)
 }
 
 /* ------------------------------------------------------------------ lists */
-
-static void s_push(jlist_t *l, job_t *j)
-{
-    j->next = NULL;
-    j->prev = l->tail;
-    if (l->tail)
-        l->tail->next = j;
-    else
-        l->head = j;
-    l->tail = j;
-    l->n++;
-}
-
-static void s_unlink(jlist_t *l, job_t *j)
-{
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        l->head = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        l->tail = j->prev;
-    j->prev = j->next = NULL;
-    l->n--;
-}
 
 static jlist_t *s_list(wjobs_t *s, const job_t *j)
 {
@@ -221,13 +193,13 @@ static void s_recycle(wjobs_t *s, job_t *j)
  * the credit it frees. */
 static void s_finish(wjobs_t *s, job_t *j)
 {
-    s_unlink(s_list(s, j), j);
+    jlist_remove(s_list(s, j), j);
     j->state = JOB_DONE;
     s->stamp_fresh = false;
     j->t_finish = s_now_us(s);
     if (!s->done.head)
         s->done_since = j->t_finish;
-    s_push(&s->done, j);
+    jlist_push_back(&s->done, j);
     s->finished++;
     double us = (double)(j->t_finish - j->t_start);
     s->job_us = s->job_us < 0 ? us : s->job_us + JOB_US_WEIGHT * (us - s->job_us);
@@ -300,9 +272,9 @@ static void s_watch_post(wjobs_t *s, const job_t *j)
  * caller's business). */
 static void s_begin(wjobs_t *s, job_t *j)
 {
-    s_unlink(&s->waiting, j);
+    jlist_remove(&s->waiting, j);
     j->state = JOB_RUNNING;
-    s_push(&s->running, j);
+    jlist_push_back(&s->running, j);
     j->t_start = s_now_us(s);
     s->turn_starts++;
 }
@@ -518,7 +490,7 @@ void wjobs_destroy(wjobs_t **self_p)
     for (size_t i = 0; i < 3; i++)
         while (lists[i]->head) {
             job_t *j = lists[i]->head;
-            s_unlink(lists[i], j);
+            jlist_remove(lists[i], j);
             s_job_free(j);
         }
     while (s->spare) {
@@ -565,7 +537,7 @@ int wjobs_take(wjobs_t *s, const msg_job_t *mj)
     char queue[QJ_MAX_QUEUE_NAME + 1];
     s_copy(queue, sizeof queue, mj->queue.ptr ? mj->queue : (msg_bytes_t){"default", 7});
     j->state = JOB_WAITING;
-    s_push(&s->waiting, j);
+    jlist_push_back(&s->waiting, j);
 
     char err[300];
     if (qj_ctx_start(j->ctx, j->id, j->attempt, queue, mj->args.ptr, mj->args.len, err,
@@ -719,7 +691,7 @@ void wjobs_flush(wjobs_t *s, wjobs_send_fn send, void *arg)
             s->given += m.credit;
         for (size_t i = 0; i < n; i++) {
             job_t *j = s->done.head;
-            s_unlink(&s->done, j);
+            jlist_remove(&s->done, j);
             s_recycle(s, j);
         }
     }
@@ -737,7 +709,7 @@ uint32_t wjobs_hello_credit(wjobs_t *s)
     size_t n = s->waiting.n;
     while (s->waiting.head) {
         job_t *j = s->waiting.head;
-        s_unlink(&s->waiting, j);
+        jlist_remove(&s->waiting, j);
         s_recycle(s, j);
     }
     if (n)
