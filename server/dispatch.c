@@ -153,8 +153,11 @@ static inline uint64_t s_slots(const peer_t *w)
     return w->slots ? w->slots : 1;
 }
 
-/* The worker of q with the most free credit relative to its slots; among
- * equals the first from the round-robin point.  NULL if none has credit. */
+/* The worker of q, among those with credit, that holds the fewest jobs
+ * for its slots; among equals the first from the round-robin point.  So
+ * an idle slot anywhere gets a job before any worker's prefetch does: a
+ * worker granting much prefetch (tiny jobs so far) must not take work a
+ * free slot elsewhere could start.  NULL if none has credit. */
 static peer_t *s_pick(queue_t *q)
 {
     peer_t *best = NULL;
@@ -164,7 +167,8 @@ static peer_t *s_pick(queue_t *q)
         peer_t *w = q->workers[i];
         if (!w->credit)
             continue;
-        if (!best || (uint64_t)w->credit * s_slots(best) > (uint64_t)best->credit * s_slots(w)) {
+        if (!best || (uint64_t)w->leases.n * s_slots(best) <
+                         (uint64_t)best->leases.n * s_slots(w)) {
             best = w;
             besti = i;
         }

@@ -257,6 +257,23 @@ class Credit(BrokerTest):
         self.assertEqual(len(w2.items(wire.JOBS, "jobs", 3)), 3)
         w1.nothing(wire.JOBS, 0.2)
 
+    def test_idle_slot_before_a_busy_workers_prefetch(self):
+        # w1 once granted 100 (tiny jobs: much prefetch) and now grants 1
+        # (its jobs grew long): idle all the same.  w2 runs a job with one
+        # more held back.  Of two jobs, one each: neither waits behind a
+        # busy slot while another is free.
+        c = self.client()
+        w1 = self.worker(100, name="w1")
+        self.ids(c, [wire.job(i, "t") for i in range(1, 100)])
+        self.finish(w1, w1.items(wire.JOBS, "jobs", 99), credit=0)
+        w2 = self.worker(2, name="w2")
+        ids = self.ids(c, [wire.job(200, "t")]) + self.ids(c, [wire.job(201, "t")])
+        a = w1.items(wire.JOBS, "jobs", 1)
+        b = w2.items(wire.JOBS, "jobs", 1)
+        self.assertEqual(sorted(j["id"] for j in a + b), sorted(ids))
+        w1.nothing(wire.JOBS, 0.2)
+        w2.nothing(wire.JOBS, 0.2)
+
     def test_ties_round_robin(self):
         c = self.client()
         w1 = self.worker(10, name="w1")
