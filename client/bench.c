@@ -71,6 +71,7 @@ static const char *const s_usage =
     "  --jobs N            batch, throughput: jobs (100000); latency: round trips (10000)\n"
     "  --rounds N          latency round trips (in baseline too)\n"
     "  --window W          jobs in flight at most (1000; batch: at least 4k)\n"
+    "  --k-min K           batch: fewest jobs per message (1); k doubles from it\n"
     "  --k-max K           batch: most jobs per message (256)\n"
     "  --auto              batch: also run the client's adaptive batching (batch_max 0)\n"
     "  --payload BYTES     size of each job's argument (16)\n"
@@ -91,7 +92,7 @@ static const char *const s_usage =
 
 enum {
     O_BROKER = 256, O_JSON, O_TIMEOUT, O_CONNECT, O_SPAWN, O_PROCS, O_COROS, O_PREFETCH, O_FWD, O_VS,
-    O_WORK, O_MIN_N, O_MAX_N, O_FIT, O_REPEAT, O_JOBS, O_ROUNDS, O_WINDOW, O_KMAX, O_PAYLOAD,
+    O_WORK, O_MIN_N, O_MAX_N, O_FIT, O_REPEAT, O_JOBS, O_ROUNDS, O_WINDOW, O_KMIN, O_KMAX, O_PAYLOAD,
     O_TASK, O_ARGS, O_WARMUP, O_CSV, O_SVG, O_HELP, O_CURVE, O_CURVE_SECRET, O_BROKER_KEY, O_AUTO,
 };
 
@@ -117,6 +118,7 @@ static const struct option s_options[] = {
     {"jobs", required_argument, NULL, O_JOBS},
     {"rounds", required_argument, NULL, O_ROUNDS},
     {"window", required_argument, NULL, O_WINDOW},
+    {"k-min", required_argument, NULL, O_KMIN},
     {"k-max", required_argument, NULL, O_KMAX},
     {"auto", no_argument, NULL, O_AUTO},
     {"payload", required_argument, NULL, O_PAYLOAD},
@@ -239,6 +241,7 @@ static int s_parse(bench_t *b, int argc, char **argv)
             b->rounds_set = true;
             break;
         case O_WINDOW: bad = s_count(a, 1, 1u << 20, &c->window) < 0; break;
+        case O_KMIN: bad = s_count(a, 1, QJ_MAX_BATCH, &c->k_min) < 0; break;
         case O_KMAX: bad = s_count(a, 1, QJ_MAX_BATCH, &c->k_max) < 0; break;
         case O_AUTO: c->batch_auto = true; break;
         case O_PAYLOAD: bad = s_count(a, 0, 1u << 20, &v) < 0; c->payload = (size_t)v; break;
@@ -288,6 +291,11 @@ static int s_parse(bench_t *b, int argc, char **argv)
     if (c->min_n > c->max_n)
         return s_usage_error("--min-n (%llu) is above --max-n (%llu)",
                              (unsigned long long)c->min_n, (unsigned long long)c->max_n);
+    if (!s_pow2(c->k_min) && c->k_min != 1)
+        return s_usage_error("--k-min must be a power of two (k doubles from it)");
+    if (c->k_min > c->k_max)
+        return s_usage_error("--k-min (%llu) is above --k-max (%llu)",
+                             (unsigned long long)c->k_min, (unsigned long long)c->k_max);
     if (b->spawn && b->broker)
         return s_usage_error("--spawn starts its own broker: leave out --broker");
     if (b->curve && (b->broker || b->fwd || b->env.curve_secret || b->env.broker_key))
@@ -597,8 +605,10 @@ static json_t *s_config_json(const bench_t *b)
         json_object_set_new(o, "jobs", json_integer((json_int_t)c->jobs));
         json_object_set_new(o, "window", json_integer((json_int_t)c->window));
     }
-    if (!strcmp(c->mode, "batch") || !strcmp(c->mode, "baseline"))
+    if (!strcmp(c->mode, "batch") || !strcmp(c->mode, "baseline")) {
+        json_object_set_new(o, "k_min", json_integer((json_int_t)c->k_min));
         json_object_set_new(o, "k_max", json_integer((json_int_t)c->k_max));
+    }
     if (!strcmp(c->mode, "batch"))
         json_object_set_new(o, "auto", json_boolean(c->batch_auto));
     if (!strcmp(c->mode, "latency") || !strcmp(c->mode, "baseline")) {
@@ -662,7 +672,7 @@ int bench_main(int argc, char **argv)
         .timeout_s = 300, .connect_s = 5,
         .work = 1ull << 25, .min_n = 1, .max_n = 4096, .repeat = 3,
         .task = "noop", .payload = 16, .jobs = 100000, .rounds = 10000, .window = 1000,
-        .k_max = 256, .warmup = 500,
+        .k_min = 1, .k_max = 256, .warmup = 500,
     };
     b.procs = 2;
     b.coros = 1;

@@ -431,7 +431,7 @@ static int s_batch(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, b
     int rc = fwd ? s_fwd(cfg, env, &f, err, errlen) : CLI_OK;
     char what[96];
     batch_fig_t best = {0};
-    for (uint64_t k = 1; k <= cfg->k_max && rc == CLI_OK; k *= 2) {
+    for (uint64_t k = cfg->k_min; k <= cfg->k_max && rc == CLI_OK; k *= 2) {
         uint64_t window = cfg->window > 4 * k ? cfg->window : 4 * k;
         int r = bench_table_row(t);
         bench_table_set(t, r, ck, (double)k);

@@ -39,7 +39,7 @@ typedef struct bench_cfg {
     uint64_t jobs;            /* N, jobs in a stream (batch, throughput) */
     size_t rounds;            /* latency: timed round trips */
     uint64_t window;          /* jobs in flight, at most */
-    uint64_t k_max;           /* batch: k = 1, 2, 4 ... k_max */
+    uint64_t k_min, k_max;    /* batch: k = k_min, 2 k_min ... k_max */
     bool batch_auto;          /* batch: also the client's adaptive batching */
     size_t warmup;            /* latency: untimed round trips first */
 } bench_cfg_t;

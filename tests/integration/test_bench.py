@@ -140,18 +140,18 @@ class BenchTest(harness.ClusterTest):
         self.c.start_worker(procs=2)
         svg = self.c.path("batch.svg")
         doc = self.bench_json("--broker", self.c.endpoint, "batch", "--jobs", "200",
-                              "--k-max", "8", "--vs-baseline", "--svg", svg)
+                              "--k-min", "2", "--k-max", "8", "--vs-baseline", "--svg", svg)
         self.assertFalse(doc["config"]["spawned"])
         t = self.table(doc, "batch")
-        self.assertEqual([r["k"] for r in t["rows"]], [1, 2, 4, 8])
-        self.assertEqual([r["messages"] for r in t["rows"]], [200, 100, 50, 25])
+        self.assertEqual([r["k"] for r in t["rows"]], [2, 4, 8])
+        self.assertEqual([r["messages"] for r in t["rows"]], [100, 50, 25])
         self.assert_positive(t["rows"], "secs", "jobs_per_s", "us_per_job",
                              "baseline_jobs_per_s", "vs_baseline")
         self.assert_svg(svg)
         self.assert_cleaned_up()   # the qfwd it started
         # Every job reached the broker and finished (as many warm-up jobs too).
         s = self.c.stats()
-        self.assertEqual(s["done"], 4 * (200 + 200))
+        self.assertEqual(s["done"], 3 * (200 + 200))
 
     def test_latency_spawn(self):
         csvf = self.c.path("lat.csv")
@@ -210,6 +210,8 @@ class BenchTest(harness.ClusterTest):
         for args in (["bench"], ["bench", "nope"], ["bench", "split", "extra"],
                      ["bench", "split", "--min-n", "3"],
                      ["bench", "split", "--min-n", "64", "--max-n", "8"],
+                     ["bench", "batch", "--k-min", "3"],
+                     ["bench", "batch", "--k-min", "16", "--k-max", "8"],
                      ["bench", "throughput", "--svg", self.c.path("x.svg")],
                      ["bench", "baseline", "--spawn"],
                      ["bench", "latency", "--spawn", "--broker", "tcp://127.0.0.1:1"],
