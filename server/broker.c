@@ -139,8 +139,12 @@ queue_t *broker_queue(broker_t *b, const char *name, size_t len, bool create, ch
                       size_t errlen)
 {
     msg_bytes_t key = len ? (msg_bytes_t){name, (uint32_t)len} : (msg_bytes_t){"default", 7};
+    if (b->last_queue && s_eq_queue(b->last_queue, &key))
+        return b->last_queue;
     uint64_t h = htab_hash_bytes(key.ptr, key.len);
     queue_t *q = htab_find(b->queues, h, s_eq_queue, &key);
+    if (q)
+        b->last_queue = q;
     if (q || !create)
         return q;
     if (b->nqueues >= MAX_QUEUES) {

@@ -82,6 +82,9 @@ typedef struct broker {
     peers_t *peers;             /* connections and sessions */
     htab_t *queues;             /* queue_t by name */
     queue_t **qlist;            /* the same, in creation order (STATS) */
+    queue_t *last_queue;        /* the one broker_queue found last (queues live
+                                   as long as the broker): a batch's jobs
+                                   mostly name one queue, looked up once */
     uint32_t nqueues, capqueues;
     uint64_t rate_sec;          /* second of the last done-rate sample */
     theap_t *timers;            /* DELAYED jobs by due time */
