@@ -16,12 +16,11 @@
 #include "scheduler.h"
 
 #include "clock.h"
+#include "theap.h"
 
 #include <assert.h>
 #include <limits.h>
 #include <stdlib.h>
-
-#define NO_TIMER SIZE_MAX       /* task.heap_at when the task has no timer */
 
 typedef enum { TASK_RUNNABLE, TASK_RUNNING, TASK_PARKED } task_state_t;
 
@@ -39,9 +38,8 @@ struct task {
     woke_by_t woke_by;          /* set when a PARKED task becomes RUNNABLE */
     task_t *run_next;           /* run queue link while RUNNABLE */
     task_t *prev, *next;        /* list of all live tasks, for sched_destroy */
-    size_t heap_at;             /* index in sched.heap, or NO_TIMER */
-    uint64_t due;               /* timer deadline, ms on the scheduler's clock */
-    uint64_t seq;               /* arming order: equal deadlines fire FIFO */
+    theap_node_t timer;         /* in sched.timers while PARKED with a timeout;
+                                   key: deadline, ms on the scheduler's clock */
 };
 
 struct sched {
@@ -51,10 +49,7 @@ struct sched {
     task_t *run_head;           /* FIFO of RUNNABLE tasks */
     task_t *run_tail;
     size_t run_len;
-    task_t **heap;              /* min-heap of PARKED tasks with a timer, by (due, seq) */
-    size_t heap_len;
-    size_t heap_cap;            /* >= count: every task can hold a timer */
-    uint64_t timer_seq;         /* next task.seq */
+    theap_t *timers;            /* PARKED tasks with a timer; a place reserved per task */
     task_t *tasks;              /* all live tasks */
     size_t count;
     sched_resume_fn hook;       /* around each resume, or NULL */
@@ -70,94 +65,32 @@ static uint64_t s_mono_ms(void *arg)
     return clock_mono_ms();
 }
 
-/* ------------------------------------------------------------- timer heap */
+/* ----------------------------------------------------------------- timers */
 
-static bool s_before(const task_t *a, const task_t *b)
+static task_t *s_task_of_timer(theap_node_t *node)
 {
-    return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+    return (task_t *)(void *)((char *)node - offsetof(task_t, timer));
 }
 
-static void s_heap_place(sched_t *s, task_t *t, size_t at)
-{
-    s->heap[at] = t;
-    t->heap_at = at;
-}
-
-static void s_sift_up(sched_t *s, size_t at)
-{
-    task_t *t = s->heap[at];
-    while (at > 0) {
-        size_t up = (at - 1) / 2;
-        if (!s_before(t, s->heap[up]))
-            break;
-        s_heap_place(s, s->heap[up], at);
-        at = up;
-    }
-    s_heap_place(s, t, at);
-}
-
-static void s_sift_down(sched_t *s, size_t at)
-{
-    task_t *t = s->heap[at];
-    for (;;) {
-        size_t child = 2 * at + 1;
-        if (child >= s->heap_len)
-            break;
-        if (child + 1 < s->heap_len && s_before(s->heap[child + 1], s->heap[child]))
-            child++;
-        if (!s_before(s->heap[child], t))
-            break;
-        s_heap_place(s, s->heap[child], at);
-        at = child;
-    }
-    s_heap_place(s, t, at);
-}
-
-/* Make room for n timers.  sched_spawn reserves one per task, so arming a
- * timer inside a coroutine cannot fail.  Returns 0 or -1. */
-static int s_heap_reserve(sched_t *s, size_t n)
-{
-    if (n <= s->heap_cap)
-        return 0;
-    size_t cap = s->heap_cap ? 2 * s->heap_cap : 64;
-    while (cap < n)
-        cap *= 2;
-    task_t **heap = realloc(s->heap, cap * sizeof *heap);
-    if (!heap)
-        return -1;
-    s->heap = heap;
-    s->heap_cap = cap;
-    return 0;
-}
-
-/* Give the running task t a timer due in ms (negative counts as 0). */
+/* Give the running task t a timer due in ms (negative counts as 0).
+ * Equal deadlines fire in the order they were armed (theap keeps ties in
+ * push order). */
 static void s_timer_arm(sched_t *s, task_t *t, long ms)
 {
-    assert(t->heap_at == NO_TIMER && s->heap_len < s->heap_cap);
+    assert(!theap_contains(s->timers, &t->timer));
     uint64_t now = sched_now_ms(s);
     uint64_t delay = ms > 0 ? (uint64_t)ms : 0;
-    t->due = delay > UINT64_MAX - now ? UINT64_MAX : now + delay;
-    t->seq = s->timer_seq++;
-    s->heap[s->heap_len++] = t;
-    s_sift_up(s, s->heap_len - 1);
+    t->timer.key = delay > UINT64_MAX - now ? UINT64_MAX : now + delay;
+    /* Cannot fail: sched_spawn reserved a place for every task. */
+    int rc = theap_push(s->timers, &t->timer);
+    assert(rc == 0);
+    (void)rc;
 }
 
 static void s_timer_drop(sched_t *s, task_t *t)
 {
-    size_t at = t->heap_at;
-    if (at == NO_TIMER)
-        return;
-    assert(at < s->heap_len && s->heap[at] == t);
-    t->heap_at = NO_TIMER;
-    task_t *last = s->heap[--s->heap_len];
-    if (last == t)
-        return;
-    /* The last element fills the hole; it may belong above or below. */
-    s_heap_place(s, last, at);
-    if (at > 0 && s_before(last, s->heap[(at - 1) / 2]))
-        s_sift_up(s, at);
-    else
-        s_sift_down(s, at);
+    if (theap_contains(s->timers, &t->timer))
+        theap_remove(s->timers, &t->timer);
 }
 
 /* -------------------------------------------------------------- run queue */
@@ -199,11 +132,12 @@ static void s_unpark(sched_t *s, task_t *t, woke_by_t why)
 
 static void s_fire_timers(sched_t *s)
 {
-    if (s->heap_len == 0)
-        return;
+    if (theap_size(s->timers) == 0)
+        return;         /* no timer: no need to read the clock */
     uint64_t now = sched_now_ms(s);
-    while (s->heap_len > 0 && s->heap[0]->due <= now)
-        s_unpark(s, s->heap[0], WOKE_BY_TIMER);
+    theap_node_t *next;
+    while ((next = theap_peek(s->timers)) && next->key <= now)
+        s_unpark(s, s_task_of_timer(next), WOKE_BY_TIMER);
 }
 
 /* ------------------------------------------------------------------ tasks */
@@ -243,6 +177,11 @@ sched_t *sched_new(size_t stack_size)
     sched_t *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
+    s->timers = theap_new();
+    if (!s->timers) {
+        free(s);
+        return NULL;
+    }
     s->stack_size = stack_size;
     s->clock = s_mono_ms;
     return s;
@@ -262,7 +201,7 @@ void sched_destroy(sched_t **self_p)
         free(t);
         t = next;
     }
-    free(s->heap);
+    theap_destroy(&s->timers);
     free(s);
     *self_p = NULL;
 }
@@ -284,7 +223,8 @@ void sched_set_resume_hook(sched_t *s, sched_resume_fn fn, void *arg)
 coro_t *sched_spawn(sched_t *s, coro_fn fn, void *arg, void (*on_exit)(void *arg))
 {
     assert(s && fn);
-    if (s_heap_reserve(s, s->count + 1) != 0)
+    /* Arming a timer inside a coroutine must not fail: reserve its place now. */
+    if (theap_reserve(s->timers, s->count + 1) != 0)
         return NULL;
     task_t *t = calloc(1, sizeof *t);
     if (!t)
@@ -298,7 +238,6 @@ coro_t *sched_spawn(sched_t *s, coro_fn fn, void *arg, void (*on_exit)(void *arg
     t->sched = s;
     t->arg = arg;
     t->on_exit = on_exit;
-    t->heap_at = NO_TIMER;
     t->next = s->tasks;
     if (s->tasks)
         s->tasks->prev = t;
@@ -329,7 +268,7 @@ size_t sched_run(sched_t *s)
         s_running = NULL;
         resumes++;
         if (!alive) {
-            assert(t->heap_at == NO_TIMER);
+            assert(!theap_contains(s->timers, &t->timer));
             s_task_unlink(s, t);
             if (t->on_exit)
                 t->on_exit(t->arg);
@@ -348,10 +287,11 @@ long sched_timeout_ms(const sched_t *s)
     assert(s);
     if (s->run_len > 0)
         return 0;
-    if (s->heap_len == 0)
+    const theap_node_t *next = theap_peek(s->timers);
+    if (!next)
         return -1;
     uint64_t now = sched_now_ms(s);
-    uint64_t due = s->heap[0]->due;
+    uint64_t due = next->key;
     if (due <= now)
         return 0;
     return due - now > (uint64_t)LONG_MAX ? LONG_MAX : (long)(due - now);

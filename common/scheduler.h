@@ -8,7 +8,7 @@
  *
  * Inside a coroutine, sched_sleep/sched_park/sched_pass suspend it; from
  * anywhere on the scheduler's thread, sched_wake makes a parked coroutine
- * runnable.  Timers live in a binary heap.
+ * runnable.  Timers live in a binary heap (theap.h).
  */
 #ifndef QJ_SCHED_H
 #define QJ_SCHED_H
