@@ -67,7 +67,9 @@ static const char *const s_usage =
     "  --min-n N           split: fewest jobs (1)\n"
     "  --max-n N           split: most jobs (4096); n doubles from --min-n\n"
     "  --fit-from N        split: fit the overhead over n >= N (--max-n / 16)\n"
-    "  --repeat R          split: runs of each configuration (3)\n"
+    "  --repeat R          runs of each configuration, every mode (3); the figures shown are\n"
+    "                      medians.  With --vs-baseline qjob's and qfwd's runs alternate and\n"
+    "                      vs qfwd is the median (min-max) of the R paired ratios\n"
     "  --jobs N            batch, throughput: jobs (100000); latency: round trips (10000)\n"
     "  --rounds N          latency round trips (in baseline too)\n"
     "  --window W          jobs in flight at most (1000; batch: at least 4k)\n"
@@ -572,10 +574,10 @@ static void s_teardown(bench_t *b, bool keep_logs)
 static json_t *s_config_json(const bench_t *b)
 {
     const bench_cfg_t *c = &b->cfg;
-    json_t *o = json_pack("{s:s, s:b, s:f, s:b}", "mode", c->mode, "spawned", b->spawn,
+    json_t *o = json_pack("{s:s, s:b, s:f, s:b, s:i}", "mode", c->mode, "spawned", b->spawn,
                           "timeout_s", c->timeout_s, "curve",
                           b->curve || b->env.curve_secret || b->env.broker_key ||
-                              getenv("QJOB_CURVE_SECRET"));
+                              getenv("QJOB_CURVE_SECRET"), "repeat", c->repeat);
     if (b->env.broker) {
         json_object_set_new(o, "broker", json_string(b->env.broker));
         json_object_set_new(o, "slots", json_integer(b->env.slots));
@@ -596,7 +598,6 @@ static json_t *s_config_json(const bench_t *b)
         json_object_set_new(o, "min_n", json_integer((json_int_t)c->min_n));
         json_object_set_new(o, "max_n", json_integer((json_int_t)c->max_n));
         json_object_set_new(o, "fit_from", json_integer((json_int_t)c->fit_from));
-        json_object_set_new(o, "repeat", json_integer(c->repeat));
         return o;
     }
     json_object_set_new(o, "task", json_string(strcmp(c->mode, "baseline") ? c->task : "echo"));

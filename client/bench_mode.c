@@ -2,9 +2,12 @@
  *
  * Each mode connects its own clients (a batch size is a client option),
  * runs an untimed warm-up so that the first configuration does not pay
- * for page faults and connection set-up, then its timed runs; with
- * --vs-baseline each configuration is measured on qfwd right after qjob,
- * so that both see the same machine.
+ * for page faults and connection set-up, then R timed runs of each
+ * configuration (--repeat), whose figures are shown as medians.  With
+ * --vs-baseline the runs alternate qjob, qfwd, qjob, qfwd ... so that each
+ * pair sees the same machine, and "vs qfwd" is the median of the R paired
+ * ratios: on a noisy machine that cancels the drift a ratio of medians
+ * keeps.
  */
 #include "bench_mode.h"
 
@@ -17,17 +20,27 @@
 
 #include "bench_fwd.h"
 #include "bench_load.h"
+#include "bench_runs.h"
 #include "bench_stats.h"
 #include "cli.h"
 
 #define MODE_MAX_CONFIGS 64     /* split and batch configurations */
 #define MODE_WARMUP_JOBS 1000   /* untimed jobs before a stream mode, at most N */
+#define MODE_LINE 96            /* bytes of a progress bar's line */
 
 /* ------------------------------------------------------------ helpers */
 
 static int s_code(int bench_rc)
 {
     return bench_rc == BENCH_TIMEOUT ? CLI_TIMEOUT : CLI_FAILED;
+}
+
+/* CLI_OK if ok, else CLI_FAILED with a message. */
+static int s_no_memory(bool ok, char *err, size_t errlen)
+{
+    if (!ok)
+        snprintf(err, errlen, "out of memory");
+    return ok ? CLI_OK : CLI_FAILED;
 }
 
 static int s_timeout_ms(const bench_cfg_t *cfg)
@@ -138,77 +151,146 @@ static int s_fwd(const bench_cfg_t *cfg, const bench_env_t *env, bench_fwd_t **o
     return CLI_OK;
 }
 
+/* ------------------------------------------------------------ measuring */
+
+/* What a mode measures through, and what it measured. */
+typedef struct meas {
+    qj_client *c;             /* qjob, or NULL: not measured (or not connected yet) */
+    bench_fwd_t *f;           /* qfwd, or NULL: not measured */
+    msgpack_sbuffer args;     /* the argument of each qjob job */
+    bench_runs_t *q, *b;      /* the configuration at hand: qjob's runs, qfwd's */
+} meas_t;
+
+/* Set m up: the jobs' argument, room for cfg->repeat runs, a qjob client
+ * if client (batch_max 0, inflight jobs in flight), qfwd if fwd.  Returns
+ * a qclient exit code; m is for s_meas_close either way. */
+static int s_meas_open(const bench_cfg_t *cfg, const bench_env_t *env, bool client, bool fwd,
+                       uint64_t inflight, meas_t *m, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    msgpack_sbuffer_init(&m->args);
+    s_payload_args(cfg, &m->args);
+    m->q = bench_runs_new(cfg->repeat);
+    m->b = bench_runs_new(cfg->repeat);
+    int rc = s_no_memory(m->q && m->b, err, errlen);
+    if (rc == CLI_OK && client)
+        rc = s_client(cfg, env, 0, inflight, &m->c, err, errlen);
+    if (rc == CLI_OK && fwd)
+        rc = s_fwd(cfg, env, &m->f, err, errlen);
+    return rc;
+}
+
+static void s_meas_close(meas_t *m)
+{
+    qj_client_destroy(&m->c);
+    bench_fwd_destroy(&m->f);
+    msgpack_sbuffer_destroy(&m->args);
+    bench_runs_destroy(&m->q);
+    bench_runs_destroy(&m->b);
+}
+
+/* Run r of the stream s (what names it on the bar): on qjob if m->c,
+ * then on qfwd if m->f, into m->q and m->b. */
+static int s_stream_pair(const bench_cfg_t *cfg, bench_env_t *env, meas_t *m,
+                         const bench_stream_t *s, const char *what, int r, char *err,
+                         size_t errlen)
+{
+    char line[MODE_LINE];
+    bench_run_t run;
+    if (m->c) {
+        snprintf(line, sizeof line, "%s run %d/%d", what, r + 1, cfg->repeat);
+        bench_bar_begin(&env->bar, line, s->jobs);
+        double cpu0 = s_proc_cpu(env->broker_proc);
+        int brc = bench_load_stream(m->c, s, &env->bar, &run, err, errlen);
+        if (brc != BENCH_OK)
+            return s_code(brc);
+        bench_runs_stream(m->q, &run, s_proc_cpu(env->broker_proc) - cpu0);
+    }
+    if (m->f) {
+        snprintf(line, sizeof line, "%s (qfwd) run %d/%d", what, r + 1, cfg->repeat);
+        bench_bar_begin(&env->bar, line, s->jobs);
+        double cpu0 = s_proc_cpu(env->fwd_proc);
+        int brc = bench_fwd_stream(m->f, cfg->payload, s->jobs, s->window, s->group,
+                                   s->timeout_ms, &env->bar, &run, err, errlen);
+        if (brc != BENCH_OK)
+            return s_code(brc);
+        bench_runs_stream(m->b, &run, s_proc_cpu(env->fwd_proc) - cpu0);
+    }
+    return CLI_OK;
+}
+
+/* The R runs of the stream s, qjob's and qfwd's alternating. */
+static int s_stream_runs(const bench_cfg_t *cfg, bench_env_t *env, meas_t *m,
+                         const bench_stream_t *s, const char *what, char *err, size_t errlen)
+{
+    bench_runs_reset(m->q);
+    bench_runs_reset(m->b);
+    int rc = CLI_OK;
+    for (int r = 0; r < cfg->repeat && rc == CLI_OK; r++)
+        rc = s_stream_pair(cfg, env, m, s, what, r, err, errlen);
+    return rc;
+}
+
 /* ------------------------------------------------------------ split */
 
 typedef struct split_row {
     uint64_t n, size;
-    bench_summary_t t;
+    bench_summary_t t;        /* wall time of the runs */
+    double client_us;         /* median CPU per job of qclient */
+    double broker_us;         /* and of the broker (NAN unless this run started it) */
 } split_row_t;
 
-static int s_split_runs(const bench_cfg_t *cfg, bench_env_t *env, qj_client *c,
+static int s_split_runs(const bench_cfg_t *cfg, bench_env_t *env, meas_t *m,
                         split_row_t *rows, int nrows, char *err, size_t errlen)
 {
-    double *t = calloc((size_t)cfg->repeat, sizeof *t);
-    if (!t) {
-        snprintf(err, errlen, "out of memory");
-        return CLI_FAILED;
-    }
-    msgpack_sbuffer args;
-    msgpack_sbuffer_init(&args);
-    char what[96];
+    char what[MODE_LINE];
     int rc = CLI_OK;
-    /* The first run is a warm-up, not timed. */
     for (int i = 0; i < nrows && rc == CLI_OK; i++) {
-        args.size = 0;
+        m->args.size = 0;
         msgpack_packer pk;
-        msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
+        msgpack_packer_init(&pk, &m->args, msgpack_sbuffer_write);
         msgpack_pack_map(&pk, 1);
         msgpack_pack_str_with_body(&pk, "samples", 7);
         msgpack_pack_uint64(&pk, rows[i].size);
-        bench_stream_t s = {"pi", args.data, args.size, rows[i].n, rows[i].n, rows[i].n,
+        bench_stream_t s = {"pi", m->args.data, m->args.size, rows[i].n, rows[i].n, rows[i].n,
                             s_timeout_ms(cfg)};
-        for (int r = i == 0 ? -1 : 0; r < cfg->repeat; r++) {
+        snprintf(what, sizeof what, "split n=%llu", (unsigned long long)rows[i].n);
+        if (i == 0) {
+            /* The first run is a warm-up, not timed. */
             bench_run_t run;
-            snprintf(what, sizeof what, "split n=%llu %s %d/%d", (unsigned long long)rows[i].n,
-                     r < 0 ? "warm-up" : "run", r < 0 ? 1 : r + 1, r < 0 ? 1 : cfg->repeat);
-            bench_bar_begin(&env->bar, what, rows[i].n);
-            int brc = bench_load_stream(c, &s, &env->bar, &run, err, errlen);
+            bench_bar_begin(&env->bar, "split warm-up", rows[i].n);
+            int brc = bench_load_stream(m->c, &s, &env->bar, &run, err, errlen);
             if (brc != BENCH_OK) {
                 rc = s_code(brc);
                 break;
             }
-            if (r >= 0)
-                t[r] = run.secs;
         }
-        if (rc == CLI_OK)
-            bench_stats_summary(t, (size_t)cfg->repeat, &rows[i].t);
+        rc = s_stream_runs(cfg, env, m, &s, what, err, errlen);
+        if (rc == CLI_OK) {
+            bench_runs_summary(m->q, BENCH_FIG_SECS, &rows[i].t);
+            rows[i].client_us = bench_runs_median(m->q, BENCH_FIG_CPU);
+            rows[i].broker_us = bench_runs_median(m->q, BENCH_FIG_SRV);
+        }
     }
     bench_bar_clear(&env->bar);
-    msgpack_sbuffer_destroy(&args);
-    free(t);
     return rc;
 }
 
 /* The transport's cost per job for the split pattern (all n at once),
- * for --vs-baseline: seconds per job through qfwd. */
-static int s_split_baseline(const bench_cfg_t *cfg, bench_env_t *env, double *per_job,
-                            char *err, size_t errlen)
+ * for --vs-baseline: seconds per job through qfwd (median of the runs). */
+static int s_split_baseline(const bench_cfg_t *cfg, bench_env_t *env, meas_t *m,
+                            double *per_job, char *err, size_t errlen)
 {
-    bench_fwd_t *f = NULL;
-    int rc = s_fwd(cfg, env, &f, err, errlen);
-    if (rc != CLI_OK)
-        return rc;
+    qj_client_destroy(&m->c);   /* qfwd alone from here */
+    int rc = s_fwd(cfg, env, &m->f, err, errlen);
     uint64_t jobs = cfg->max_n * 8 > 20000 ? cfg->max_n * 8 : 20000;
-    bench_run_t run;
-    bench_bar_begin(&env->bar, "split baseline (qfwd)", jobs);
-    int brc = bench_fwd_stream(f, 16, jobs, cfg->max_n, 1, s_timeout_ms(cfg), &env->bar, &run,
-                               err, errlen);
+    bench_stream_t s = {"echo", NULL, 0, jobs, cfg->max_n, 1, s_timeout_ms(cfg)};
+    if (rc == CLI_OK)
+        rc = s_stream_runs(cfg, env, m, &s, "split baseline", err, errlen);
     bench_bar_clear(&env->bar);
-    bench_fwd_destroy(&f);
-    if (brc != BENCH_OK)
-        return s_code(brc);
-    *per_job = run.secs / (double)run.jobs;
-    return CLI_OK;
+    if (rc == CLI_OK)
+        *per_job = bench_runs_median(m->b, BENCH_FIG_US) / 1e6;
+    return rc;
 }
 
 static void s_split_plot(const bench_cfg_t *cfg, const bench_env_t *env, bench_out_t *out,
@@ -244,15 +326,15 @@ static int s_split(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, c
     split_row_t rows[MODE_MAX_CONFIGS];
     int nrows = 0;
     for (uint64_t n = cfg->min_n; n <= cfg->max_n && nrows < MODE_MAX_CONFIGS; n *= 2)
-        rows[nrows++] = (split_row_t){n, cfg->work / n > 0 ? cfg->work / n : 1, {0}};
-    qj_client *c = NULL;
-    int rc = s_client(cfg, env, 0, cfg->max_n, &c, err, errlen);
+        rows[nrows++] = (split_row_t){n, cfg->work / n > 0 ? cfg->work / n : 1, {0}, NAN, NAN};
+    meas_t m;
+    int rc = s_meas_open(cfg, env, true, false, cfg->max_n, &m, err, errlen);
     if (rc == CLI_OK)
-        rc = s_split_runs(cfg, env, c, rows, nrows, err, errlen);
-    qj_client_destroy(&c);
+        rc = s_split_runs(cfg, env, &m, rows, nrows, err, errlen);
     double base = NAN;
     if (rc == CLI_OK && cfg->vs_baseline)
-        rc = s_split_baseline(cfg, env, &base, err, errlen);
+        rc = s_split_baseline(cfg, env, &m, &base, err, errlen);
+    s_meas_close(&m);
     if (rc != CLI_OK)
         return rc;
 
@@ -273,7 +355,10 @@ static int s_split(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, c
     int cn = s_col(t, "n", "n", 0), cs = s_col(t, "job_size", "samples/job", 0);
     int cmed = s_col(t, "median_s", "median s", 4), cmin = s_col(t, "min_s", "min s", 4);
     int cmax = s_col(t, "max_s", "max s", 4), csp = s_col(t, "speedup", "speed-up", 2);
-    int cjps = s_col(t, "jobs_per_s", "jobs/s", 0), cfit = s_col(t, "fit_s", "fit s", 4);
+    int cjps = s_col(t, "jobs_per_s", "jobs/s", 0);
+    int ccpu = s_col(t, "client_cpu_us", "client cpu us/job", 2);
+    int csrv = env->broker_proc ? s_col(t, "server_cpu_us", "broker cpu us/job", 2) : -1;
+    int cfit = s_col(t, "fit_s", "fit s", 4);
     for (int i = 0; i < nrows; i++) {
         int r = bench_table_row(t);
         double n = (double)rows[i].n;
@@ -284,11 +369,17 @@ static int s_split(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, c
         bench_table_set(t, r, cmax, rows[i].t.max);
         bench_table_set(t, r, csp, rows[0].t.median / rows[i].t.median);
         bench_table_set(t, r, cjps, n / rows[i].t.median);
+        bench_table_set(t, r, ccpu, rows[i].client_us);
+        if (csrv >= 0)
+            bench_table_set(t, r, csrv, rows[i].broker_us);
         if (have_fit && rows[i].n >= cfg->fit_from)
             bench_table_set(t, r, cfit, fit.intercept + fit.slope * n);
     }
     bench_table_note(t, "speed-up: median time at n = %llu over median time at n; %d runs each, "
                      "%d worker slots", (unsigned long long)rows[0].n, cfg->repeat, env->slots);
+    bench_table_note(t, "cpu us/job: of qclient%s, per job, median of the runs",
+                     csrv >= 0 ? " and of the broker" : "");
+    bench_table_meta(t, "runs", cfg->repeat);
     if (have_fit) {
         bench_table_note(t, "per-job overhead: %.2f us (least-squares fit over n >= %llu, %zu "
                          "points: T(n) = %.4f s + %.2f us x n, r^2 = %.4f)",
@@ -306,7 +397,8 @@ static int s_split(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, c
     bench_table_meta(t, "work", (double)cfg->work);
     if (cfg->vs_baseline) {
         bench_table_note(t, "baseline: qfwd moves one job in %.2f us (one job per message, "
-                         "window %llu)", base * 1e6, (unsigned long long)cfg->max_n);
+                         "window %llu, median of %d runs)", base * 1e6,
+                         (unsigned long long)cfg->max_n, cfg->repeat);
         if (have_fit)
             bench_table_note(t, "per-job overhead / baseline cost per job = %.2f",
                              fit.slope / base);
@@ -318,104 +410,89 @@ static int s_split(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, c
 
 /* ------------------------------------------------------------ batch */
 
-/* What a batch run of qjob measured, for the --auto comparison. */
-typedef struct batch_fig {
-    uint64_t k;           /* jobs per message: fixed, or the mean of the adaptive run */
-    uint64_t messages;
-    double secs, rate, client_cpu_us, broker_cpu_us;
-} batch_fig_t;
+/* The best fixed k of a batch sweep (by median jobs/s), for --auto. */
+typedef struct batch_best {
+    uint64_t k;               /* 0 until a k has been measured */
+    double rate;              /* its median jobs/s */
+    bench_runs_t *runs;       /* its runs */
+} batch_best_t;
 
 /* batch --auto: jobs submitted one at a time with the client's adaptive
  * batching (batch_max 0), after a warm-up that gives it its figures, next
- * to the best fixed k of the sweep. */
-static int s_batch_auto(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out,
-                        const msgpack_sbuffer *args, const batch_fig_t *best, char *err,
-                        size_t errlen)
+ * to the best fixed k of the sweep.  m has no qfwd: qjob alone runs. */
+static int s_batch_auto(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, meas_t *m,
+                        const batch_best_t *best, char *err, size_t errlen)
 {
     uint64_t window = cfg->window > 4 * best->k ? cfg->window : 4 * best->k;
-    qj_client *c = NULL;
-    int rc = s_client(cfg, env, 0, window, &c, err, errlen);
+    int rc = s_client(cfg, env, 0, window, &m->c, err, errlen);
     if (rc != CLI_OK)
         return rc;
-    s_warm(c, cfg, args);
-    qj_batch_info info;
-    qj_client_batch_info(c, &info);
-    double srv0 = s_proc_cpu(env->broker_proc);
-    bench_stream_t s = {cfg->task, args->data, args->size, cfg->jobs, window, 1,
+    s_warm(m->c, cfg, &m->args);
+    qj_batch_info info, after;
+    qj_client_batch_info(m->c, &info);
+    bench_stream_t s = {cfg->task, m->args.data, m->args.size, cfg->jobs, window, 1,
                         s_timeout_ms(cfg)};
-    bench_run_t run = {0};
-    bench_bar_begin(&env->bar, "batch adaptive", cfg->jobs);
-    int brc = bench_load_stream(c, &s, &env->bar, &run, err, errlen);
+    rc = s_stream_runs(cfg, env, m, &s, "batch adaptive", err, errlen);
     bench_bar_clear(&env->bar);
-    qj_batch_info after;
-    qj_client_batch_info(c, &after);
-    qj_client_destroy(&c);
-    if (brc != BENCH_OK)
-        return s_code(brc);
-    batch_fig_t a = {run.messages ? (run.jobs + run.messages - 1) / run.messages : 0,
-                     run.messages, run.secs, (double)run.jobs / run.secs,
-                     run.cpu_secs * 1e6 / (double)run.jobs,
-                     (s_proc_cpu(env->broker_proc) - srv0) * 1e6 / (double)run.jobs};
+    qj_client_batch_info(m->c, &after);
+    qj_client_destroy(&m->c);
+    if (rc != CLI_OK)
+        return rc;
 
     bench_table_t *t = s_table(out, "batch_auto", "batch --auto: adaptive batching against "
                                                   "the best fixed k (qjob)");
     if (!t)
         return CLI_FAILED;
     int cw = s_col(t, "system", "", BENCH_TEXT), ck = s_col(t, "k", "jobs/msg", 0);
-    int cm = s_col(t, "messages", "messages", 0), cs = s_col(t, "secs", "secs", 3);
-    int cj = s_col(t, "jobs_per_s", "jobs/s", 0), cu = s_col(t, "us_per_job", "us/job", 2);
-    int ccpu = s_col(t, "client_cpu_us", "client cpu us/job", 2);
-    int csrv = env->broker_proc ? s_col(t, "server_cpu_us", "broker cpu us/job", 2) : -1;
+    int cm = s_col(t, "messages", "messages", 0);
+    bench_fig_cols_t fc;
+    bench_runs_fig_cols(t, env->broker_proc ? "broker cpu us/job" : NULL, &fc);
     int cr = s_col(t, "vs_best", "vs best k", 3);
+    double msgs = bench_runs_median(m->q, BENCH_FIG_MSGS), rate = bench_runs_median(m->q, BENCH_FIG_RATE);
     for (int i = 0; i < 2; i++) {
-        const batch_fig_t *f = i == 0 ? &a : best;
         int r = bench_table_row(t);
         bench_table_set_text(t, r, cw, i == 0 ? "adaptive" : "best fixed k");
-        bench_table_set(t, r, ck, (double)f->k);
-        bench_table_set(t, r, cm, (double)f->messages);
-        bench_table_set(t, r, cs, f->secs);
-        bench_table_set(t, r, cj, f->rate);
-        bench_table_set(t, r, cu, 1e6 / f->rate);
-        bench_table_set(t, r, ccpu, f->client_cpu_us);
-        if (csrv >= 0)
-            bench_table_set(t, r, csrv, f->broker_cpu_us);
-        bench_table_set(t, r, cr, f->rate / best->rate);
+        bench_table_set(t, r, ck, i == 0 ? ceil((double)cfg->jobs / msgs) : (double)best->k);
+        bench_table_set(t, r, cm, i == 0 ? msgs : ceil((double)cfg->jobs / (double)best->k));
+        bench_runs_fig_row(t, r, &fc, i == 0 ? m->q : best->runs);
+        bench_table_set(t, r, cr, (i == 0 ? rate : best->rate) / best->rate);
     }
     bench_table_note(t, "adaptive: one qj_submit at a time, batch_max 0, window %llu; the "
                      "client aimed at %u jobs per message (a SUBMIT's round trip %.0f us, a "
                      "job's compute %.1f us: communication under %.0f%% of compute)",
                      (unsigned long long)window, after.batch, after.msg_us, after.job_us,
                      100 * after.share);
-    bench_table_note(t, "jobs/msg: mean jobs per SUBMIT; before the timed run the warm-up's "
+    bench_table_note(t, "jobs/msg: mean jobs per SUBMIT; before the timed runs the warm-up's "
                      "results gave %s figures", info.msg_us > 0 && info.job_us > 0 ? "the"
                                                                                   : "no");
+    bench_runs_note(t, cfg->repeat, false);
+    bench_table_note(t, "vs best k: median jobs/s over the best k's median jobs/s");
     bench_table_meta(t, "auto_batch", after.batch);
     bench_table_meta(t, "auto_msg_us", after.msg_us);
     bench_table_meta(t, "auto_job_us", after.job_us);
     return CLI_OK;
 }
 
-static int s_batch(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, bool qjob,
-                   char *err, size_t errlen)
+/* One row of the batch table per k: R runs of qjob (if qjob) and of qfwd
+ * (if fwd) with k jobs per message, and the best k so far in *best. */
+static int s_batch_sweep(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, bool qjob,
+                         meas_t *m, batch_best_t *best, char *err, size_t errlen)
 {
-    bool fwd = !qjob || cfg->vs_baseline;
+    bool fwd = m->f != NULL;
     bench_table_t *t = s_table(out, "batch", qjob ? "batch: N jobs sent k per message (qjob)"
                                                   : "batch: N jobs sent k per message (qfwd)");
     if (!t)
         return CLI_FAILED;
     int ck = s_col(t, "k", "k", 0), cm = s_col(t, "messages", "messages", 0);
-    int cs = s_col(t, "secs", "secs", 3), cj = s_col(t, "jobs_per_s", "jobs/s", 0);
-    int cu = s_col(t, "us_per_job", "us/job", 2);
-    int ccpu = s_col(t, "client_cpu_us", "client cpu us/job", 2);
     bench_proc_t *server = qjob ? env->broker_proc : env->fwd_proc;
-    int csrv = server ? s_col(t, "server_cpu_us", qjob ? "broker cpu us/job" : "qfwd cpu us/job",
-                              2) : -1;
+    bench_fig_cols_t fc;
+    bench_runs_fig_cols(t, !server ? NULL : qjob ? "broker cpu us/job" : "qfwd cpu us/job", &fc);
     int cb = qjob && fwd ? s_col(t, "baseline_jobs_per_s", "qfwd jobs/s", 0) : -1;
-    int cr = qjob && fwd ? s_col(t, "vs_baseline", "vs qfwd", 3) : -1;
+    bench_ratio_cols_t cr = qjob && fwd ? bench_runs_ratio_cols(t, cfg->repeat, 3) : bench_no_ratio;
 
     char sub[160];
-    snprintf(sub, sizeof sub, "N = %llu jobs of %zu bytes", (unsigned long long)cfg->jobs,
-             cfg->payload);
+    snprintf(sub, sizeof sub, "N = %llu jobs of %zu bytes%s", (unsigned long long)cfg->jobs,
+             cfg->payload, cfg->repeat > 1 ? ", median of the runs (bars: min-max)" : "");
     bench_plot_t *p = bench_plot_new("Jobs per second against jobs per message", sub,
                                      "jobs per message k", BENCH_AXIS_LOG2, "jobs/s",
                                      BENCH_AXIS_LOG10);
@@ -423,87 +500,66 @@ static int s_batch(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, b
     int sq = qjob && p ? bench_plot_series(p, "qjob (broker + workers)", BENCH_STYLE_MARKERS) : -1;
     int sf = fwd && p ? bench_plot_series(p, "qfwd (bare ZeroMQ forwarder)", BENCH_STYLE_MARKERS)
                       : -1;
-
-    msgpack_sbuffer args;
-    msgpack_sbuffer_init(&args);
-    s_payload_args(cfg, &args);
-    bench_fwd_t *f = NULL;
-    int rc = fwd ? s_fwd(cfg, env, &f, err, errlen) : CLI_OK;
-    char what[96];
-    batch_fig_t best = {0};
+    char what[MODE_LINE];
+    int rc = CLI_OK;
     for (uint64_t k = cfg->k_min; k <= cfg->k_max && rc == CLI_OK; k *= 2) {
         uint64_t window = cfg->window > 4 * k ? cfg->window : 4 * k;
-        int r = bench_table_row(t);
-        bench_table_set(t, r, ck, (double)k);
-        bench_table_set(t, r, cm, ceil((double)cfg->jobs / (double)k));
-        bench_run_t run = {0};
-        double srv0 = s_proc_cpu(server);
         if (qjob) {
-            qj_client *c = NULL;
-            rc = s_client(cfg, env, (int)k, window, &c, err, errlen);
+            rc = s_client(cfg, env, (int)k, window, &m->c, err, errlen);
             if (rc != CLI_OK)
                 break;
-            s_warm(c, cfg, &args);
-            srv0 = s_proc_cpu(server);
-            bench_stream_t s = {cfg->task, args.data, args.size, cfg->jobs, window, k,
-                                s_timeout_ms(cfg)};
-            snprintf(what, sizeof what, "batch k=%llu", (unsigned long long)k);
-            bench_bar_begin(&env->bar, what, cfg->jobs);
-            int brc = bench_load_stream(c, &s, &env->bar, &run, err, errlen);
-            qj_client_destroy(&c);
-            if (brc != BENCH_OK) {
-                rc = s_code(brc);
-                break;
-            }
-        } else {
-            snprintf(what, sizeof what, "batch (qfwd) k=%llu", (unsigned long long)k);
-            bench_bar_begin(&env->bar, what, cfg->jobs);
-            int brc = bench_fwd_stream(f, cfg->payload, cfg->jobs, window, k, s_timeout_ms(cfg),
-                                       &env->bar, &run, err, errlen);
-            if (brc != BENCH_OK) {
-                rc = s_code(brc);
-                break;
-            }
-            bench_table_set(t, r, cm, (double)run.messages);
+            s_warm(m->c, cfg, &m->args);
         }
-        double rate = (double)run.jobs / run.secs;
-        double srv_us = (s_proc_cpu(server) - srv0) * 1e6 / (double)run.jobs;
-        bench_table_set(t, r, cs, run.secs);
-        bench_table_set(t, r, cj, rate);
-        bench_table_set(t, r, cu, run.secs * 1e6 / (double)run.jobs);
-        bench_table_set(t, r, ccpu, run.cpu_secs * 1e6 / (double)run.jobs);
-        if (csrv >= 0)
-            bench_table_set(t, r, csrv, srv_us);
-        if (qjob && rate > best.rate)
-            best = (batch_fig_t){k, (cfg->jobs + k - 1) / k, run.secs, rate,
-                                 run.cpu_secs * 1e6 / (double)run.jobs, srv_us};
-        if (p)
-            bench_plot_point(p, qjob ? sq : sf, (double)k, rate, NAN, NAN);
-        if (qjob && fwd) {
-            bench_run_t b;
-            snprintf(what, sizeof what, "batch (qfwd) k=%llu", (unsigned long long)k);
-            bench_bar_begin(&env->bar, what, cfg->jobs);
-            int brc = bench_fwd_stream(f, cfg->payload, cfg->jobs, window, k, s_timeout_ms(cfg),
-                                       &env->bar, &b, err, errlen);
-            if (brc != BENCH_OK) {
-                rc = s_code(brc);
-                break;
-            }
-            double brate = (double)b.jobs / b.secs;
-            bench_table_set(t, r, cb, brate);
-            bench_table_set(t, r, cr, rate / brate);
-            if (p)
-                bench_plot_point(p, sf, (double)k, brate, NAN, NAN);
+        bench_stream_t s = {cfg->task, m->args.data, m->args.size, cfg->jobs, window, k,
+                            s_timeout_ms(cfg)};
+        snprintf(what, sizeof what, "batch k=%llu", (unsigned long long)k);
+        rc = s_stream_runs(cfg, env, m, &s, what, err, errlen);
+        qj_client_destroy(&m->c);
+        if (rc != CLI_OK)
+            break;
+        int r = bench_table_row(t);
+        bench_table_set(t, r, ck, (double)k);
+        bench_table_set(t, r, cm, qjob ? ceil((double)cfg->jobs / (double)k)
+                                       : bench_runs_median(m->b, BENCH_FIG_MSGS));
+        bench_runs_fig_row(t, r, &fc, qjob ? m->q : m->b);
+        if (cb >= 0) {
+            bench_table_set(t, r, cb, bench_runs_median(m->b, BENCH_FIG_RATE));
+            bench_runs_ratio_row(t, r, &cr, m->q, m->b, BENCH_FIG_RATE);
         }
+        if (qjob && bench_runs_median(m->q, BENCH_FIG_RATE) > best->rate) {
+            best->k = k;
+            best->rate = bench_runs_median(m->q, BENCH_FIG_RATE);
+            bench_runs_copy(best->runs, m->q);
+        }
+        if (sq >= 0)
+            bench_runs_point(p, sq, (double)k, m->q, BENCH_FIG_RATE);
+        if (sf >= 0)
+            bench_runs_point(p, sf, (double)k, m->b, BENCH_FIG_RATE);
     }
     bench_bar_clear(&env->bar);
-    bench_fwd_destroy(&f);
     bench_table_note(t, "task %s, %zu-byte argument, window max(%llu, 4k) jobs in flight%s",
                      qjob ? cfg->task : "echo", s_arg_bytes(cfg), (unsigned long long)cfg->window,
-                     cr >= 0 ? "; vs qfwd = qjob jobs/s / qfwd jobs/s" : "");
-    if (rc == CLI_OK && qjob && cfg->batch_auto && best.rate > 0)
-        rc = s_batch_auto(cfg, env, out, &args, &best, err, errlen);
-    msgpack_sbuffer_destroy(&args);
+                     cr.med >= 0 ? "; vs qfwd = qjob jobs/s / qfwd jobs/s" : "");
+    bench_runs_note(t, cfg->repeat, cr.med >= 0);
+    return rc;
+}
+
+static int s_batch(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, bool qjob,
+                   char *err, size_t errlen)
+{
+    meas_t m;
+    batch_best_t best = {0};
+    int rc = s_meas_open(cfg, env, false, !qjob || cfg->vs_baseline, 0, &m, err, errlen);
+    best.runs = bench_runs_new(cfg->repeat);
+    if (rc == CLI_OK)
+        rc = s_no_memory(best.runs != NULL, err, errlen);
+    if (rc == CLI_OK)
+        rc = s_batch_sweep(cfg, env, out, qjob, &m, &best, err, errlen);
+    bench_fwd_destroy(&m.f);    /* the adaptive run is qjob's alone */
+    if (rc == CLI_OK && qjob && cfg->batch_auto && best.k)
+        rc = s_batch_auto(cfg, env, out, &m, &best, err, errlen);
+    bench_runs_destroy(&best.runs);
+    s_meas_close(&m);
     return rc;
 }
 
@@ -516,6 +572,8 @@ static const struct {
 
 #define NPCTS (sizeof s_pcts / sizeof s_pcts[0])
 
+_Static_assert(NPCTS + 1 <= BENCH_RUNS_FIGS, "a latency run's figures fit");
+
 /* The distribution of us[0..n) (sorted) as a plot series of about 200
  * points, denser in the tail. */
 static void s_cdf(bench_plot_t *p, int series, const double *us, size_t n)
@@ -526,87 +584,112 @@ static void s_cdf(bench_plot_t *p, int series, const double *us, size_t n)
     }
 }
 
+/* Record a latency run: its round trips us[0..n), sorted here, as the
+ * statistics of s_pcts and the mean. */
+static void s_latency_record(bench_runs_t *rs, double *us, size_t n)
+{
+    bench_summary_t s;
+    bench_stats_summary(us, n, &s);
+    double figs[NPCTS + 1];
+    for (size_t i = 0; i < NPCTS; i++)
+        figs[i] = bench_stats_percentile(us, n, s_pcts[i].p);
+    figs[NPCTS] = s.mean;
+    bench_runs_add(rs, figs, (int)NPCTS + 1);
+}
+
+/* Latency run r: on qjob if m->c, then on qfwd if m->f; the round trips
+ * into q[0..rounds) and b[0..rounds), their statistics into m->q, m->b.
+ * The first run starts with the untimed round trips. */
+static int s_latency_pair(const bench_cfg_t *cfg, bench_env_t *env, meas_t *m, int r,
+                          double *q, double *b, char *err, size_t errlen)
+{
+    size_t n = cfg->rounds, warm = r == 0 ? cfg->warmup : 0;
+    char line[MODE_LINE];
+    if (m->c) {
+        snprintf(line, sizeof line, "latency run %d/%d", r + 1, cfg->repeat);
+        bench_bar_begin(&env->bar, line, n);
+        int brc = bench_load_latency(m->c, cfg->task, m->args.data, m->args.size, n, warm,
+                                     s_timeout_ms(cfg), &env->bar, q, err, errlen);
+        if (brc != BENCH_OK)
+            return s_code(brc);
+        s_latency_record(m->q, q, n);
+    }
+    if (m->f) {
+        snprintf(line, sizeof line, "latency (qfwd) run %d/%d", r + 1, cfg->repeat);
+        bench_bar_begin(&env->bar, line, n);
+        int brc = bench_fwd_latency(m->f, cfg->payload, n, warm, s_timeout_ms(cfg), &env->bar,
+                                    b, err, errlen);
+        if (brc != BENCH_OK)
+            return s_code(brc);
+        s_latency_record(m->b, b, n);
+    }
+    return CLI_OK;
+}
+
+/* The table and plot of a latency run: m's runs, and all round trips
+ * q[0..all) and b[0..all) for the distribution. */
+static int s_latency_out(const bench_cfg_t *cfg, bench_out_t *out, bool qjob, const meas_t *m,
+                         double *q, double *b, size_t all)
+{
+    bool fwd = m->f != NULL;
+    bench_table_t *t = s_table(out, "latency", qjob ? "latency: one job at a time, round trip "
+                               "(us)" : "latency: one job at a time through qfwd, round trip "
+                               "(us)");
+    if (!t)
+        return CLI_FAILED;
+    int cst = s_col(t, "stat", "", BENCH_TEXT);
+    int cq = qjob ? s_col(t, "us", "qjob us", 1) : -1;
+    int cb = fwd ? s_col(t, qjob ? "baseline_us" : "us", "qfwd us", 1) : -1;
+    bench_ratio_cols_t cr = qjob && fwd ? bench_runs_ratio_cols(t, cfg->repeat, 2) : bench_no_ratio;
+    for (int i = 0; i <= (int)NPCTS; i++) {
+        int r = bench_table_row(t);
+        bench_table_set_text(t, r, cst, i == (int)NPCTS ? "mean" : s_pcts[i].name);
+        if (cq >= 0)
+            bench_table_set(t, r, cq, bench_runs_median(m->q, i));
+        if (cb >= 0)
+            bench_table_set(t, r, cb, bench_runs_median(m->b, i));
+        if (cr.med >= 0)
+            bench_runs_ratio_row(t, r, &cr, m->q, m->b, i);
+    }
+    bench_table_note(t, "%zu round trips after %zu untimed; task %s, %zu-byte argument%s",
+                     cfg->rounds, cfg->warmup, qjob ? cfg->task : "echo", s_arg_bytes(cfg),
+                     cr.med >= 0 ? "; vs qfwd = qjob / qfwd" : "");
+    bench_runs_note(t, cfg->repeat, cr.med >= 0);
+    char sub[96];
+    snprintf(sub, sizeof sub, "%zu sequential round trips of one job (%d runs)", cfg->rounds,
+             cfg->repeat);
+    bench_plot_t *p = bench_plot_new("Round-trip latency, cumulative", sub, "round trip (us)",
+                                     BENCH_AXIS_LOG10, "% of round trips at most",
+                                     BENCH_AXIS_LINEAR);
+    if (p && qjob) {
+        bench_stats_sort(q, all);
+        s_cdf(p, bench_plot_series(p, "qjob", BENCH_STYLE_LINE), q, all);
+    }
+    if (p && fwd) {
+        bench_stats_sort(b, all);
+        s_cdf(p, bench_plot_series(p, "qfwd (bare ZeroMQ)", BENCH_STYLE_LINE), b, all);
+    }
+    out->plot = p;
+    return CLI_OK;
+}
+
 static int s_latency(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, bool qjob,
                      char *err, size_t errlen)
 {
-    bool fwd = !qjob || cfg->vs_baseline;
-    size_t n = cfg->rounds;
-    double *q = calloc(n, sizeof *q), *b = calloc(n, sizeof *b);
-    if (!q || !b) {
-        free(q);
-        free(b);
-        snprintf(err, errlen, "out of memory for %zu round trips", n);
-        return CLI_FAILED;
+    size_t n = cfg->rounds, all = n * (size_t)cfg->repeat;
+    double *q = calloc(all, sizeof *q), *b = calloc(all, sizeof *b);
+    meas_t m;
+    int rc = s_meas_open(cfg, env, qjob, !qjob || cfg->vs_baseline, 0, &m, err, errlen);
+    if (rc == CLI_OK && (!q || !b)) {
+        snprintf(err, errlen, "out of memory for %zu round trips", all);
+        rc = CLI_FAILED;
     }
-    int rc = CLI_OK;
-    if (qjob) {
-        msgpack_sbuffer args;
-        msgpack_sbuffer_init(&args);
-        s_payload_args(cfg, &args);
-        qj_client *c = NULL;
-        rc = s_client(cfg, env, 0, 0, &c, err, errlen);
-        if (rc == CLI_OK) {
-            bench_bar_begin(&env->bar, "latency", n);
-            int brc = bench_load_latency(c, cfg->task, args.data, args.size, n, cfg->warmup,
-                                         s_timeout_ms(cfg), &env->bar, q, err, errlen);
-            if (brc != BENCH_OK)
-                rc = s_code(brc);
-        }
-        qj_client_destroy(&c);
-        msgpack_sbuffer_destroy(&args);
-    }
-    bench_fwd_t *f = NULL;
-    if (rc == CLI_OK && fwd)
-        rc = s_fwd(cfg, env, &f, err, errlen);
-    if (rc == CLI_OK && fwd) {
-        bench_bar_begin(&env->bar, "latency (qfwd)", n);
-        int brc = bench_fwd_latency(f, cfg->payload, n, cfg->warmup, s_timeout_ms(cfg),
-                                    &env->bar, b, err, errlen);
-        if (brc != BENCH_OK)
-            rc = s_code(brc);
-    }
-    bench_fwd_destroy(&f);
+    for (int r = 0; r < cfg->repeat && rc == CLI_OK; r++)
+        rc = s_latency_pair(cfg, env, &m, r, q + (size_t)r * n, b + (size_t)r * n, err, errlen);
     bench_bar_clear(&env->bar);
-    bench_table_t *t = rc == CLI_OK ? s_table(out, "latency", qjob ? "latency: one job at a "
-                                              "time, round trip (us)" : "latency: one job at a "
-                                              "time through qfwd, round trip (us)") : NULL;
-    if (t) {
-        bench_summary_t sq, sb;
-        if (qjob)
-            bench_stats_summary(q, n, &sq);
-        if (fwd)
-            bench_stats_summary(b, n, &sb);
-        int cst = s_col(t, "stat", "", BENCH_TEXT);
-        int cq = qjob ? s_col(t, "us", "qjob us", 1) : -1;
-        int cb = fwd ? s_col(t, qjob ? "baseline_us" : "us", "qfwd us", 1) : -1;
-        int cr = qjob && fwd ? s_col(t, "vs_baseline", "vs qfwd", 2) : -1;
-        for (size_t i = 0; i <= NPCTS; i++) {
-            int r = bench_table_row(t);
-            bool mean = i == NPCTS;
-            bench_table_set_text(t, r, cst, mean ? "mean" : s_pcts[i].name);
-            double vq = qjob ? (mean ? sq.mean : bench_stats_percentile(q, n, s_pcts[i].p)) : NAN;
-            double vb = fwd ? (mean ? sb.mean : bench_stats_percentile(b, n, s_pcts[i].p)) : NAN;
-            if (cq >= 0)
-                bench_table_set(t, r, cq, vq);
-            if (cb >= 0)
-                bench_table_set(t, r, cb, vb);
-            if (cr >= 0)
-                bench_table_set(t, r, cr, vq / vb);
-        }
-        bench_table_note(t, "%zu round trips after %zu untimed; task %s, %zu-byte argument%s", n,
-                         cfg->warmup, qjob ? cfg->task : "echo", s_arg_bytes(cfg),
-                         cr >= 0 ? "; vs qfwd = qjob / qfwd" : "");
-        char sub[96];
-        snprintf(sub, sizeof sub, "%zu sequential round trips of one job", n);
-        bench_plot_t *p = bench_plot_new("Round-trip latency, cumulative", sub,
-                                         "round trip (us)", BENCH_AXIS_LOG10,
-                                         "% of round trips at most", BENCH_AXIS_LINEAR);
-        if (p && qjob)
-            s_cdf(p, bench_plot_series(p, "qjob", BENCH_STYLE_LINE), q, n);
-        if (p && fwd)
-            s_cdf(p, bench_plot_series(p, "qfwd (bare ZeroMQ)", BENCH_STYLE_LINE), b, n);
-        out->plot = p;
-    }
+    if (rc == CLI_OK)
+        rc = s_latency_out(cfg, out, qjob, &m, q, b, all);
+    s_meas_close(&m);
     free(q);
     free(b);
     return rc;
@@ -618,74 +701,45 @@ static int s_throughput(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *o
                         char *err, size_t errlen)
 {
     bool fwd = !qjob || cfg->vs_baseline;
-    bench_run_t q = {0}, b = {0};
-    double srv_q = NAN, srv_b = NAN;
-    int rc = CLI_OK;
-    if (qjob) {
-        msgpack_sbuffer args;
-        msgpack_sbuffer_init(&args);
-        s_payload_args(cfg, &args);
-        qj_client *c = NULL;
-        rc = s_client(cfg, env, 0, cfg->window, &c, err, errlen);
-        if (rc == CLI_OK) {
-            s_warm(c, cfg, &args);
-            bench_stream_t s = {cfg->task, args.data, args.size, cfg->jobs, cfg->window, 1,
-                                s_timeout_ms(cfg)};
-            double c0 = s_proc_cpu(env->broker_proc);
-            bench_bar_begin(&env->bar, "throughput", cfg->jobs);
-            int brc = bench_load_stream(c, &s, &env->bar, &q, err, errlen);
-            srv_q = s_proc_cpu(env->broker_proc) - c0;
-            if (brc != BENCH_OK)
-                rc = s_code(brc);
-        }
-        qj_client_destroy(&c);
-        msgpack_sbuffer_destroy(&args);
-    }
-    bench_fwd_t *f = NULL;
-    if (rc == CLI_OK && fwd)
-        rc = s_fwd(cfg, env, &f, err, errlen);
-    if (rc == CLI_OK && fwd) {
-        double c0 = s_proc_cpu(env->fwd_proc);
-        bench_bar_begin(&env->bar, "throughput (qfwd)", cfg->jobs);
-        int brc = bench_fwd_stream(f, cfg->payload, cfg->jobs, cfg->window, 1, s_timeout_ms(cfg),
-                                   &env->bar, &b, err, errlen);
-        srv_b = s_proc_cpu(env->fwd_proc) - c0;
-        if (brc != BENCH_OK)
-            rc = s_code(brc);
-    }
-    bench_fwd_destroy(&f);
+    meas_t m;
+    int rc = s_meas_open(cfg, env, qjob, fwd, cfg->window, &m, err, errlen);
+    if (rc == CLI_OK && m.c)
+        s_warm(m.c, cfg, &m.args);
+    bench_stream_t s = {cfg->task, m.args.data, m.args.size, cfg->jobs, cfg->window, 1,
+                        s_timeout_ms(cfg)};
+    if (rc == CLI_OK)
+        rc = s_stream_runs(cfg, env, &m, &s, "throughput", err, errlen);
     bench_bar_clear(&env->bar);
-    if (rc != CLI_OK)
+    bench_table_t *t = rc == CLI_OK ? s_table(out, "throughput", "throughput: N jobs, at most W "
+                                              "in flight") : NULL;
+    if (rc == CLI_OK && !t)
+        rc = CLI_FAILED;
+    if (rc != CLI_OK) {
+        s_meas_close(&m);
         return rc;
-    bench_table_t *t = s_table(out, "throughput", "throughput: N jobs, at most W in flight");
-    if (!t)
-        return CLI_FAILED;
+    }
     int cw = s_col(t, "system", "", BENCH_TEXT), cn = s_col(t, "jobs", "jobs", 0);
-    int cwin = s_col(t, "window", "window", 0), cs = s_col(t, "secs", "secs", 3);
-    int cj = s_col(t, "jobs_per_s", "jobs/s", 0), cu = s_col(t, "us_per_job", "us/job", 2);
-    int ccpu = s_col(t, "client_cpu_us", "client cpu us/job", 2);
-    int csrv = s_col(t, "server_cpu_us", "server cpu us/job", 2);
-    int cr = qjob && fwd ? s_col(t, "vs_baseline", "vs qfwd", 3) : -1;
+    int cwin = s_col(t, "window", "window", 0);
+    bench_fig_cols_t fc;
+    bench_runs_fig_cols(t, "server cpu us/job", &fc);
+    bench_ratio_cols_t cr = qjob && fwd ? bench_runs_ratio_cols(t, cfg->repeat, 3) : bench_no_ratio;
     for (int i = 0; i < 2; i++) {
-        const bench_run_t *run = i == 0 ? &q : &b;
+        const bench_runs_t *rs = i == 0 ? m.q : m.b;
         if ((i == 0 && !qjob) || (i == 1 && !fwd))
             continue;
         int r = bench_table_row(t);
         bench_table_set_text(t, r, cw, i == 0 ? "qjob" : "qfwd");
-        bench_table_set(t, r, cn, (double)run->jobs);
+        bench_table_set(t, r, cn, (double)cfg->jobs);
         bench_table_set(t, r, cwin, (double)cfg->window);
-        bench_table_set(t, r, cs, run->secs);
-        bench_table_set(t, r, cj, (double)run->jobs / run->secs);
-        bench_table_set(t, r, cu, run->secs * 1e6 / (double)run->jobs);
-        bench_table_set(t, r, ccpu, run->cpu_secs * 1e6 / (double)run->jobs);
-        bench_table_set(t, r, csrv, (i == 0 ? srv_q : srv_b) * 1e6 / (double)run->jobs);
-        if (cr >= 0)
-            bench_table_set(t, r, cr, ((double)run->jobs / run->secs) /
-                                      ((double)b.jobs / b.secs));
+        bench_runs_fig_row(t, r, &fc, rs);
+        if (cr.med >= 0)
+            bench_runs_ratio_row(t, r, &cr, rs, m.b, BENCH_FIG_RATE);
     }
     bench_table_note(t, "task %s, %zu-byte argument; %sqfwd sends one job per message", qjob ?
                      cfg->task : "echo", s_arg_bytes(cfg), qjob ? "qjob batches submits itself, " : "");
     bench_table_note(t, "server cpu: of the qbroker or qfwd process, when this run started it");
+    bench_runs_note(t, cfg->repeat, cr.med >= 0);
+    s_meas_close(&m);
     return CLI_OK;
 }
 

@@ -1,7 +1,8 @@
 /* bench_mode.h -- the five measurements of qclient bench (split, batch,
- * latency, throughput, baseline): each runs its pattern against the
- * broker (and, with --vs-baseline, against qfwd in the same run) and
- * returns its figures as tables and, where one helps, a plot.
+ * latency, throughput, baseline): each runs its pattern R times against
+ * the broker (and, with --vs-baseline, against qfwd in the same run, the
+ * two alternating) and returns its figures as tables of medians and,
+ * where one helps, a plot.
  *
  * bench.c owns everything around them: options, the processes of a
  * --spawn run, and writing the results.
@@ -26,11 +27,11 @@ typedef struct bench_cfg {
     bool vs_baseline;         /* also measure qfwd, print ratios */
     double timeout_s;         /* each timed run, at most */
     double connect_s;         /* the broker's WELCOME, at most */
+    int repeat;               /* timed runs of each configuration, R: medians shown */
     /* split */
     uint64_t work;            /* pi samples in all, W */
     uint64_t min_n, max_n;    /* job counts, doubling from min_n */
     uint64_t fit_from;        /* fit the time over n >= this */
-    int repeat;               /* runs per configuration, R */
     /* streams */
     const char *task;         /* batch, latency, throughput */
     size_t payload;           /* bytes of each job's argument */

@@ -1,4 +1,5 @@
-/* bench_stats.c -- order statistics and least squares (bench_stats.h). */
+/* bench_stats.c -- order statistics, paired ratios and least squares
+ * (bench_stats.h). */
 #include "bench_stats.h"
 
 #include <assert.h>
@@ -42,6 +43,14 @@ void bench_stats_summary(double *v, size_t n, bench_summary_t *out)
     out->max = v[n - 1];
     out->mean = sum / (double)n;
     out->median = bench_stats_percentile(v, n, 50);
+}
+
+void bench_stats_paired(const double *num, const double *den, size_t n, double *ratios,
+                        bench_summary_t *out)
+{
+    for (size_t i = 0; i < n; i++)
+        ratios[i] = num[i] / den[i];
+    bench_stats_summary(ratios, n, out);
 }
 
 int bench_stats_fit(const double *x, const double *y, size_t n, bench_fit_t *out)

@@ -1,5 +1,6 @@
 /* bench_stats.h -- the statistics qclient bench reports: order statistics
- * of a sample (median, percentiles) and a least-squares line.
+ * of a sample (median, percentiles), the ratios of paired runs, and a
+ * least-squares line.
  *
  * Pure functions on arrays of doubles: no allocation, no I/O, so that the
  * unit test checks them against figures worked out by hand.
@@ -37,6 +38,14 @@ double bench_stats_percentile(const double *sorted, size_t n, double p);
 /* Summarise v[0..n), n >= 1.  Sorts v in place (the caller's order is
  * lost; percentiles can then be read from v). */
 void bench_stats_summary(double *v, size_t n, bench_summary_t *out);
+
+/* Summarise the paired ratios num[i] / den[i], i < n, n >= 1: run i of
+ * one system over run i of the other, measured back to back, so that a
+ * drift of the machine between pairs cancels.  ratios[0..n) is the
+ * caller's scratch and ends up holding the ratios, sorted.  The median of
+ * the ratios is not the ratio of the medians. */
+void bench_stats_paired(const double *num, const double *den, size_t n, double *ratios,
+                        bench_summary_t *out);
 
 /* Fit y = a + b x through the points (x[i], y[i]), i < n.  Returns 0, or
  * -1 if there are fewer than 2 points or every x is the same (no line is

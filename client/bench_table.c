@@ -12,6 +12,7 @@
 #define TABLE_MAX_NOTES 16
 #define TABLE_MAX_META 32
 #define TABLE_CELL_CHARS 32   /* a formatted number or a short text */
+#define TABLE_SPREAD_CHARS (3 * TABLE_CELL_CHARS + 8)   /* "v (lo-hi)" */
 
 typedef struct cell {
     double v;                 /* NAN = empty (or text) */
@@ -22,6 +23,8 @@ typedef struct column {
     char *key;
     char *head;
     int decimals;             /* >= 0, BENCH_AUTO or BENCH_TEXT */
+    int lo, hi;               /* text form: "v (lo-hi)" from these columns, or -1 */
+    bool folded;              /* text form: shown inside another column's cells */
 } column_t;
 
 typedef struct meta {
@@ -85,12 +88,24 @@ int bench_table_column(bench_table_t *t, const char *key, const char *head, int 
     c->key = strdup(key);
     c->head = strdup(head);
     c->decimals = decimals;
+    c->lo = c->hi = -1;
+    c->folded = false;
     if (!c->key || !c->head) {
         free(c->key);
         free(c->head);
         return -1;
     }
     return t->ncols++;
+}
+
+void bench_table_spread(bench_table_t *t, int col, int lo, int hi)
+{
+    assert(col >= 0 && col < t->ncols && lo >= 0 && lo < t->ncols && hi >= 0 &&
+           hi < t->ncols && lo != col && hi != col);
+    assert(t->cols[lo].decimals != BENCH_TEXT && t->cols[hi].decimals != BENCH_TEXT);
+    t->cols[col].lo = lo;
+    t->cols[col].hi = hi;
+    t->cols[lo].folded = t->cols[hi].folded = true;
 }
 
 int bench_table_row(bench_table_t *t)
@@ -164,7 +179,7 @@ void bench_table_meta(bench_table_t *t, const char *key, double v)
 
 /* A cell as a person reads it: with the column's decimals, or with about
  * three significant digits when automatic (12345, 123.4, 1.23, 0.0123). */
-static void s_format(const column_t *col, const cell_t *c, char *buf, size_t len)
+static void s_format_one(const column_t *col, const cell_t *c, char *buf, size_t len)
 {
     if (c->text) {
         snprintf(buf, len, "%s", c->text);
@@ -186,35 +201,59 @@ static void s_format(const column_t *col, const cell_t *c, char *buf, size_t len
     snprintf(buf, len, "%.*f", d < 0 ? 0 : d, c->v);
 }
 
+/* Cell (row, col) for the text form, with its spread if it has one. */
+static void s_format(const bench_table_t *t, int row, int col, char *buf, size_t len)
+{
+    const column_t *c = &t->cols[col];
+    const cell_t *cell = s_cell(t, row, col);
+    s_format_one(c, cell, buf, len);
+    if (c->lo < 0 || isnan(cell->v))
+        return;
+    char lo[TABLE_CELL_CHARS], hi[TABLE_CELL_CHARS];
+    s_format_one(c, s_cell(t, row, c->lo), lo, sizeof lo);
+    s_format_one(c, s_cell(t, row, c->hi), hi, sizeof hi);
+    size_t used = strlen(buf);
+    snprintf(buf + used, len - used, " (%s-%s)", lo, hi);
+}
+
 void bench_table_print(const bench_table_t *t, FILE *out)
 {
     int width[TABLE_MAX_COLS];
-    char buf[TABLE_CELL_CHARS];
+    char buf[TABLE_SPREAD_CHARS];
     for (int c = 0; c < t->ncols; c++) {
         width[c] = (int)strlen(t->cols[c].head);
         for (int r = 0; r < t->nrows; r++) {
-            s_format(&t->cols[c], s_cell(t, r, c), buf, sizeof buf);
+            s_format(t, r, c, buf, sizeof buf);
             if ((int)strlen(buf) > width[c])
                 width[c] = (int)strlen(buf);
         }
     }
     fprintf(out, "%s\n", t->title);
     int total = 0;
-    /* Numbers align right, texts left. */
+    /* Numbers align right, texts left; folded columns are shown inside
+     * another's cells. */
+    const char *sep = "";
     for (int c = 0; c < t->ncols; c++) {
+        if (t->cols[c].folded)
+            continue;
         int w = t->cols[c].decimals == BENCH_TEXT ? -width[c] : width[c];
-        fprintf(out, "%s%*s", c ? "  " : "", w, t->cols[c].head);
-        total += width[c] + (c ? 2 : 0);
+        fprintf(out, "%s%*s", sep, w, t->cols[c].head);
+        total += width[c] + (int)strlen(sep);
+        sep = "  ";
     }
     fputc('\n', out);
     for (int i = 0; i < total; i++)
         fputc('-', out);
     fputc('\n', out);
     for (int r = 0; r < t->nrows; r++) {
+        sep = "";
         for (int c = 0; c < t->ncols; c++) {
-            s_format(&t->cols[c], s_cell(t, r, c), buf, sizeof buf);
+            if (t->cols[c].folded)
+                continue;
+            s_format(t, r, c, buf, sizeof buf);
             int w = t->cols[c].decimals == BENCH_TEXT ? -width[c] : width[c];
-            fprintf(out, "%s%*s", c ? "  " : "", w, buf);
+            fprintf(out, "%s%*s", sep, w, buf);
+            sep = "  ";
         }
         fputc('\n', out);
     }

@@ -6,6 +6,8 @@
  * for the text form, columns (a key, a heading, a number format), rows of
  * cells (a number, a text, or empty), notes (lines printed under it: the
  * fit, the configuration) and meta figures (named numbers, JSON only).
+ * A column can carry the min and max of two others in its text form
+ * (bench_table_spread).
  */
 #ifndef QJ_BENCH_TABLE_H
 #define QJ_BENCH_TABLE_H
@@ -29,6 +31,12 @@ void bench_table_destroy(bench_table_t **self_p);
  * (digits after the point, BENCH_AUTO or BENCH_TEXT).  Returns its index,
  * or -1 if out of memory or the table has its maximum of 16 columns. */
 int bench_table_column(bench_table_t *t, const char *key, const char *head, int decimals);
+
+/* In the text form, show col's cells as "v (lo-hi)" with the numbers of
+ * columns lo and hi (the spread of repeated runs), with col's decimals,
+ * and leave the lo and hi columns out there; CSV and JSON keep all three
+ * as they are.  lo and hi must be number columns other than col. */
+void bench_table_spread(bench_table_t *t, int col, int lo, int hi);
 
 /* Append a row of empty cells.  Returns its index, or -1 if out of memory. */
 int bench_table_row(bench_table_t *t);

@@ -1,5 +1,5 @@
-/* test_bench_stats.c -- order statistics and the least-squares line,
- * against figures worked out by hand. */
+/* test_bench_stats.c -- order statistics, paired ratios and the
+ * least-squares line, against figures worked out by hand. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -65,6 +65,35 @@ static void test_summary(void **state)
     assert_near(s.median, 0.2);
 }
 
+static void test_paired(void **state)
+{
+    (void)state;
+    /* Odd: ratios 2, 3, 1 -> median 2, while the ratio of the medians
+     * would be 4 / 3 (pairing is the point).  Even: ratios 0.5, 3, 3, 2.5
+     * -> median between 2.5 and 3.  One: its own ratio. */
+    static const struct {
+        double num[4], den[4];
+        size_t n;
+        double median, min, max;
+    } cases[] = {
+        {{2, 9, 4}, {1, 3, 4}, 3, 2, 1, 3},
+        {{1, 6, 3, 10}, {2, 2, 1, 4}, 4, 2.75, 0.5, 3},
+        {{3}, {4}, 1, 0.75, 0.75, 0.75},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double ratios[4];
+        bench_summary_t s;
+        bench_stats_paired(cases[i].num, cases[i].den, cases[i].n, ratios, &s);
+        assert_int_equal(s.n, cases[i].n);
+        assert_near(s.median, cases[i].median);
+        assert_near(s.min, cases[i].min);
+        assert_near(s.max, cases[i].max);
+        assert_near(ratios[0], s.min);                  /* the scratch holds them, sorted */
+        assert_near(ratios[cases[i].n - 1], s.max);
+    }
+    assert_near(cases[0].num[1], 9);                    /* the inputs are untouched */
+}
+
 static void test_fit_exact_line(void **state)
 {
     (void)state;
@@ -122,6 +151,7 @@ int main(void)
         cmocka_unit_test(test_percentile_interpolates),
         cmocka_unit_test(test_percentile_one_value),
         cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_paired),
         cmocka_unit_test(test_fit_exact_line),
         cmocka_unit_test(test_fit_noisy),
         cmocka_unit_test(test_fit_flat),

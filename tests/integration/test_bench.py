@@ -108,7 +108,9 @@ class BenchTest(harness.ClusterTest):
         t = self.table(doc, "split")
         self.assertEqual([r["n"] for r in t["rows"]], [1, 2, 4, 8, 16])
         self.assertEqual([r["job_size"] for r in t["rows"]], [65536 >> k for k in range(5)])
-        self.assert_positive(t["rows"], "median_s", "min_s", "max_s", "speedup", "jobs_per_s")
+        self.assert_positive(t["rows"], "median_s", "min_s", "max_s", "speedup", "jobs_per_s",
+                             "client_cpu_us", "server_cpu_us")
+        self.assertEqual(t["meta"]["runs"], 2)
         for r in t["rows"]:
             self.assertLessEqual(r["min_s"], r["median_s"])
             self.assertLessEqual(r["median_s"], r["max_s"])
@@ -140,18 +142,70 @@ class BenchTest(harness.ClusterTest):
         self.c.start_worker(procs=2)
         svg = self.c.path("batch.svg")
         doc = self.bench_json("--broker", self.c.endpoint, "batch", "--jobs", "200",
-                              "--k-min", "2", "--k-max", "8", "--vs-baseline", "--svg", svg)
+                              "--k-min", "2", "--k-max", "8", "--vs-baseline", "--repeat", "1",
+                              "--svg", svg)
         self.assertFalse(doc["config"]["spawned"])
         t = self.table(doc, "batch")
         self.assertEqual([r["k"] for r in t["rows"]], [2, 4, 8])
         self.assertEqual([r["messages"] for r in t["rows"]], [100, 50, 25])
         self.assert_positive(t["rows"], "secs", "jobs_per_s", "us_per_job",
                              "baseline_jobs_per_s", "vs_baseline")
+        # One run: no spread to show.
+        self.assertEqual(t["meta"]["runs"], 1)
+        self.assertNotIn("vs_baseline_min", t["rows"][0])
         self.assert_svg(svg)
         self.assert_cleaned_up()   # the qfwd it started
         # Every job reached the broker and finished (as many warm-up jobs too).
         s = self.c.stats()
         self.assertEqual(s["done"], 3 * (200 + 200))
+
+    def assert_paired(self, t, runs):
+        """t's figures are medians over runs, with the spread of the
+        paired ratios to qfwd."""
+        self.assertEqual(t["meta"]["runs"], runs)
+        self.assertTrue(any("medians of %d runs" % runs in n for n in t["notes"]), t["notes"])
+        for r in t["rows"]:
+            lo, med, hi = r["vs_baseline_min"], r["vs_baseline"], r["vs_baseline_max"]
+            self.assert_positive([r], "vs_baseline_min", "vs_baseline", "vs_baseline_max")
+            self.assertTrue(lo <= med <= hi, r)
+
+    def test_batch_repeat_paired(self):
+        self.c.start_broker()
+        self.c.start_worker(procs=2)
+        doc = self.bench_json("--broker", self.c.endpoint, "batch", "--jobs", "200",
+                              "--k-min", "2", "--k-max", "8", "--vs-baseline", "--repeat", "2")
+        self.assertEqual(doc["config"]["repeat"], 2)
+        t = self.table(doc, "batch")
+        self.assertEqual([r["k"] for r in t["rows"]], [2, 4, 8])
+        self.assert_positive(t["rows"], "secs", "jobs_per_s", "us_per_job",
+                             "baseline_jobs_per_s")
+        self.assert_paired(t, 2)
+        self.assert_cleaned_up()
+        # Per k: one warm-up of 200 jobs (N < 1000), then 2 timed runs of 200.
+        self.assertEqual(self.c.stats()["done"], 3 * (200 + 2 * 200))
+
+    def test_throughput_repeat_paired(self):
+        self.c.start_broker()
+        self.c.start_worker(procs=2)
+        args = ("--broker", self.c.endpoint, "throughput", "--jobs", "300", "--window", "50",
+                "--vs-baseline", "--repeat", "2")
+        t = self.table(self.bench_json(*args), "throughput")
+        self.assertEqual([r["system"] for r in t["rows"]], ["qjob", "qfwd"])
+        self.assert_positive(t["rows"], "secs", "jobs_per_s", "us_per_job")
+        self.assert_paired(t, 2)
+        # qfwd against itself, run by run.
+        qfwd = t["rows"][1]
+        self.assertEqual([qfwd["vs_baseline_min"], qfwd["vs_baseline"], qfwd["vs_baseline_max"]],
+                         [1, 1, 1])
+        # The text form shows the spread inside the ratio's column.
+        r = self.bench(*args, *TIMEOUT)
+        line = [l for l in r.stdout.splitlines() if l.startswith("qjob")][0]
+        self.assertRegex(line, r"\d\.\d{3} \(\d+\.\d{3}-\d+\.\d{3}\)$")
+        self.assertNotIn("vs qfwd min", r.stdout)
+        self.assertIn("medians of 2 runs", r.stdout)
+        self.assert_cleaned_up()
+        # Each of the 2 invocations: a warm-up of 300 jobs, then 2 runs of 300.
+        self.assertEqual(self.c.stats()["done"], 2 * (300 + 2 * 300))
 
     def test_latency_spawn(self):
         csvf = self.c.path("lat.csv")
@@ -173,6 +227,9 @@ class BenchTest(harness.ClusterTest):
         self.assertTrue(all(r["jobs"] == 300 and r["window"] == 50 for r in t["rows"]))
         self.assert_positive(t["rows"], "secs", "jobs_per_s", "us_per_job", "vs_baseline")
         self.assertEqual(t["rows"][1]["vs_baseline"], 1)
+        # --repeat defaults to 3 in every mode.
+        self.assertEqual(doc["config"]["repeat"], 3)
+        self.assert_paired(t, 3)
         self.assert_cleaned_up()
 
     def test_sleep_jobs_on_coroutines(self):
