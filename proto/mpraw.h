@@ -201,6 +201,33 @@ mpraw_head(const uint8_t *p, const uint8_t *end, msgpack_object *o)
     }
 }
 
+/* An unsigned integer at p (p < end) of at most max (max >= 127: a fixint
+ * is always taken), in the encodings a packer writes one in, into *u.
+ * Returns the position after it, or NULL for anything else (another type,
+ * a value over max, a length past end), having written nothing. */
+static inline __attribute__((always_inline)) const uint8_t *
+mpraw_get_uint(const uint8_t *p, const uint8_t *end, uint64_t max, uint64_t *u)
+{
+    size_t left = (size_t)(end - p);
+    uint8_t b = p[0];
+    uint64_t v;
+    if (b <= 0x7f) {
+        *u = b;
+        return p + 1;
+    }
+    switch (b) {
+    case 0xcc: if (left < 2) return NULL; v = p[1]; p += 2; break;
+    case 0xcd: if (left < 3) return NULL; v = mpraw_be16(p + 1); p += 3; break;
+    case 0xce: if (left < 5) return NULL; v = mpraw_be32(p + 1); p += 5; break;
+    case 0xcf: if (left < 9) return NULL; v = mpraw_be64(p + 1); p += 9; break;
+    default: return NULL;
+    }
+    if (v > max)
+        return NULL;
+    *u = v;
+    return p;
+}
+
 /* Skip one whole value at p (containers with everything inside), checking
  * it as mpck_check would: NULL if mpraw_head refuses any of it, or if it
  * opens containers deeper than max_depth, counting the open ones it sits
@@ -332,6 +359,34 @@ static inline uint8_t *mpraw_put_head(uint8_t *w, uint32_t n, uint8_t fix, uint3
         w = mpraw_put_be32(w, n);
     }
     return w;
+}
+
+/* Largest n mpraw_copy_short copies. */
+#define MPRAW_COPY_SHORT_MAX 48
+
+/* Copy n <= MPRAW_COPY_SHORT_MAX bytes from s to w, as memcpy, but inline:
+ * two copies of a known size, overlapping in the middle (three above 32
+ * bytes), so that a short string costs no call.  Returns w + n. */
+static inline uint8_t *mpraw_copy_short(uint8_t *w, const void *s, uint32_t n)
+{
+    const uint8_t *src = s;
+    if (n >= 16) {
+        if (n > 32)
+            memcpy(w + 16, src + 16, 16);
+        memcpy(w, src, 16);
+        memcpy(w + n - 16, src + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(w, src, 8);
+        memcpy(w + n - 8, src + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(w, src, 4);
+        memcpy(w + n - 4, src + n - 4, 4);
+    } else if (n) {
+        w[0] = src[0];
+        w[n / 2] = src[n / 2];
+        w[n - 1] = src[n - 1];
+    }
+    return w + n;
 }
 
 static inline uint8_t *mpraw_put_str(uint8_t *w, const void *s, uint32_t len)

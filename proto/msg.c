@@ -19,11 +19,14 @@
  * by their size go through mpck_check first; and on any failure mpck_check
  * runs, so that a fault in the bytes is reported (with mpck's message)
  * before a fault in the content, exactly as a separate pre-check would.
- * Most pairs never get that far: a fast path (s_find_raw, s_fast_value)
- * matches a fixstr key as one 64-bit word and reads the common encodings
- * of scalars, short str/bin and the t tuple straight into the struct;
- * anything else, or anything wrong, is read again by the generic walk,
- * which alone accepts the rest and writes every error message.
+ * Most pairs never get that far: the fast path (msgfast.h) matches a
+ * fixstr key as one 64-bit word against the field expected next and reads
+ * the common encodings of scalars, short str/bin and the t tuple straight
+ * into the struct, whole arrays of items in one loop (and ACCEPTED's
+ * [ref, id] here); anything else, or anything wrong, is read again by the
+ * generic walk, which alone accepts the rest and writes every error
+ * message.  The walk knows a missing required field by one mask
+ * (msgschema_t.req).
  * str and bin values borrow from the frame; item arrays are carved from
  * the reader's zone, which is recycled (not freed) between messages, so a
  * steady stream of messages costs no malloc.
@@ -50,6 +53,7 @@
 
 #include "mpck.h"
 #include "mpraw.h"
+#include "msgfast.h"
 #include "msgerr.h"
 #include "msgschema.h"
 
@@ -290,15 +294,19 @@ static msg_err_t s_tuple(dec_t *d, const field_t *f, long item, const msgpack_ob
     return QJ_E_OK;
 }
 
-static void *s_alloc(dec_t *d, size_t n, size_t size)
+/* An array of n items from the zone; zeroed if zero, for items whose
+ * absent fields must read as zero (maps).  Arrays of items the decoder
+ * writes in full are not. */
+static void *s_alloc(dec_t *d, size_t n, size_t size, bool zero)
 {
     if (n == 0) return NULL;
     void *p = msgpack_zone_malloc(d->zone, n * size);
-    if (p) memset(p, 0, n * size);
+    if (p && zero) memset(p, 0, n * size);
     return p;
 }
 
-static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const shape_t *sh, void *base);
+static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const shape_t *sh, void *base,
+                       msgfast_order_t *ord);
 
 static msg_err_t s_nomem(dec_t *d) { return s_fail(d, QJ_E_INTERNAL, NULL, -1, "out of memory"); }
 
@@ -320,15 +328,18 @@ static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cur
     switch (f->type) {
     case MS_MAPS: {
         if ((rc = s_array(d, f, o, "of maps", f->min, f->max))) return rc;
-        if (n && !(items = s_alloc(d, n, f->sub->size))) return s_nomem(d);
+        if (n && !(items = s_alloc(d, n, f->sub->size, true))) return s_nomem(d);
         dec_t sub = *d;
         sub.at.where = f->sub->name;
         sub.at.in_item = true;
         sub.open = d->open + 2;   /* the array, the item */
-        for (uint32_t i = 0; i < n; i++) {
+        msgfast_order_t ord;   /* one for all the items: they carry the same keys */
+        msgfast_order_init(&ord, f->sub);
+        for (uint32_t i = 0;; i++) {
+            if ((i = msgfast_items(f->sub, d->end, items, i, n, &ord, pp)) == n) break;
             sub.at.idx = i;
             if (!s_read(d, pp, &v)) return s_broken(d);
-            if ((rc = s_map(&sub, &v, pp, f->sub, (char *)items + (size_t)i * f->sub->size))) {
+            if ((rc = s_map(&sub, &v, pp, f->sub, (char *)items + (size_t)i * f->sub->size, &ord))) {
                 d->broken = sub.broken;
                 return rc;
             }
@@ -337,7 +348,7 @@ static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cur
     }
     case MS_IDS: {
         if ((rc = s_array(d, f, o, "of unsigned integers", f->min, f->max))) return rc;
-        uint64_t *ids = items = s_alloc(d, n, sizeof *ids);
+        uint64_t *ids = items = s_alloc(d, n, sizeof *ids, false);
         if (n && !ids) return s_nomem(d);
         for (uint32_t i = 0; i < n; i++)
             if ((rc = s_next_uint(d, f, i, pp, UINT64_MAX, &ids[i]))) return rc;
@@ -345,7 +356,7 @@ static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cur
     }
     case MS_NAMES: {
         if ((rc = s_array(d, f, o, "of strings", f->min, f->max))) return rc;
-        msg_bytes_t *names = items = s_alloc(d, n, sizeof *names);
+        msg_bytes_t *names = items = s_alloc(d, n, sizeof *names, false);
         if (n && !names) return s_nomem(d);
         for (uint32_t i = 0; i < n; i++) {
             if (!s_read(d, pp, &v)) return s_broken(d);
@@ -355,15 +366,25 @@ static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cur
     }
     case MS_ACKS: {
         if ((rc = s_array(d, f, o, "of [ref, id] or [ref, 0, code, text]", f->min, f->max))) return rc;
-        msg_ack_t *acks = items = s_alloc(d, n, sizeof *acks);
+        msg_ack_t *acks = items = s_alloc(d, n, sizeof *acks, false);
         if (n && !acks) return s_nomem(d);
         for (uint32_t i = 0; i < n; i++) {
             const char *form = "[ref, id] or [ref, 0, code, text]";
             msgpack_object t, text;
+            /* The fast path: [ref, id] with an id, as our broker sends an ack. */
+            const uint8_t *q = *pp;
+            uint64_t ref, id;
+            if (q + 1 < d->end && q[0] == 0x92 && (q = mpraw_get_uint(q + 1, d->end, UINT64_MAX, &ref)) &&
+                q < d->end && (q = mpraw_get_uint(q, d->end, UINT64_MAX, &id)) && id) {
+                acks[i] = (msg_ack_t){.ref = ref, .id = id};
+                *pp = q;
+                continue;
+            }
             if (!s_read(d, pp, &t)) return s_broken(d);
             if ((rc = s_tuple(d, f, i, &t, 2, form))) return rc;
             uint32_t tn = t.via.array.size;
             uint64_t code = 0;
+            acks[i].text = (msg_bytes_t){NULL, 0};   /* absent unless the tuple has it */
             if ((rc = s_next_uint(d, f, i, pp, UINT64_MAX, &acks[i].ref)) ||
                 (rc = s_next_uint(d, f, i, pp, UINT64_MAX, &acks[i].id)) ||
                 (tn > 2 && (rc = s_next_uint(d, f, i, pp, UINT16_MAX, &code))))
@@ -383,7 +404,7 @@ static msg_err_t s_list(dec_t *d, const field_t *f, const msgpack_object *o, cur
     }
     case MS_OUTCOMES: {
         if ((rc = s_array(d, f, o, "of [id, outcome]", f->min, f->max))) return rc;
-        msg_outcome_t *outs = items = s_alloc(d, n, sizeof *outs);
+        msg_outcome_t *outs = items = s_alloc(d, n, sizeof *outs, false);
         if (n && !outs) return s_nomem(d);
         for (uint32_t i = 0; i < n; i++) {
             uint64_t oc = 0;
@@ -494,9 +515,9 @@ static msg_err_t s_field(dec_t *d, const field_t *f, const msgpack_object *o, cu
 }
 
 /* The field of sh whose key is k[0..len), or -1.  Encoders write the keys
- * in table order (ours do), so the search starts after the last field
- * found and wraps around: a map of n keys costs about n compares, not
- * n^2/2, when its absent fields are skipped. */
+ * in table order (ours do), so the search starts at field *hint (the one
+ * after the last found) and wraps around: a map of n keys costs about n
+ * compares, not n^2/2, when its absent fields are skipped. */
 static inline bool s_key_is(const field_t *f, const char *k, uint32_t len)
 {
     if (f->klen != len) return false;
@@ -513,173 +534,65 @@ static inline bool s_key_is(const field_t *f, const char *k, uint32_t len)
     }
 }
 
-static inline int s_find(const shape_t *sh, const char *k, uint32_t len, uint32_t *hint)
+static inline int s_find(const shape_t *sh, const char *k, uint32_t len, uint32_t hint)
 {
-    uint32_t n = sh->nfields, j = *hint;
+    uint32_t n = sh->nfields, j = hint;
     for (uint32_t tried = 0; tried < n; tried++, j++) {
         if (j >= n) j = 0;
-        if (s_key_is(&sh->fields[j], k, len)) {
-            *hint = j + 1;
-            return (int)j;
-        }
+        if (s_key_is(&sh->fields[j], k, len)) return (int)j;
     }
     return -1;
 }
 
-/* ---- the fast path: the common encodings read straight from the bytes.
- * Each function below either takes a value whole and returns the position
- * after it, or returns NULL having consumed nothing, and the generic walk
- * (s_read, s_field) reads the same bytes again and says what is wrong.
- * So it only ever accepts what the generic walk accepts, and every error
- * message comes from one place. */
-
-/* Field f's key as the fixstr at p (its header and up to 7 bytes of the
- * key compared as one 64-bit word), if the body holds 8 bytes from p. */
-HOT bool s_key_raw(const field_t *f, const uint8_t *p, const uint8_t *end)
-{
-    uint64_t w;
-    memcpy(&w, p, 8);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    w = __builtin_bswap64(w);   /* kword is little-endian */
-#endif
-    if ((w & f->kmask) != f->kword) return false;
-    uint32_t klen = f->klen;
-    return klen <= 7 || (klen + 1 <= (size_t)(end - p) && memcmp(p + 8, f->kraw + 7, klen - 7) == 0);
-}
-
-/* The field of sh whose key is the fixstr at p, searched as s_find does;
- * -1 if none is, or if the key is not a fixstr with 8 bytes left from it. */
-HOT int s_find_raw(const shape_t *sh, const uint8_t *p, const uint8_t *end, uint32_t *hint)
-{
-    if (end - p < 8 || (p[0] & 0xe0) != 0xa0) return -1;
-    uint32_t n = sh->nfields, j = *hint;
-    for (uint32_t tried = 0; tried < n; tried++, j++) {
-        if (j >= n) j = 0;
-        if (s_key_raw(&sh->fields[j], p, end)) {
-            *hint = j + 1;
-            return (int)j;
-        }
-    }
-    return -1;
-}
-
-/* An unsigned integer of at most max at p, into *u. */
-HOT const uint8_t *s_fast_uint(const uint8_t *p, const uint8_t *end, uint64_t max, uint64_t *u)
-{
-    size_t left = (size_t)(end - p);
-    uint8_t b = p[0];
-    const uint8_t *next;
-    if (b <= 0x7f) *u = b, next = p + 1;
-    else if (b == 0xcc && left >= 2) *u = p[1], next = p + 2;
-    else if (b == 0xcd && left >= 3) *u = mpraw_be16(p + 1), next = p + 3;
-    else if (b == 0xce && left >= 5) *u = mpraw_be32(p + 1), next = p + 5;
-    else if (b == 0xcf && left >= 9) *u = mpraw_be64(p + 1), next = p + 9;
-    else return NULL;
-    return *u <= max ? next : NULL;
-}
-
-/* The value of field f at p (p < end), read into the struct at base if it
- * is a scalar, str, bin or t tuple in one of its common encodings and
- * within f's limits. */
-HOT const uint8_t *s_fast_value(const field_t *f, const uint8_t *p, const uint8_t *end, char *base)
-{
-    uint8_t b = p[0];
-    uint64_t u;
-    switch (f->type) {
-    case MS_UINT:
-        if (!(p = s_fast_uint(p, end, s_width_max(f->width), &u))) return NULL;
-        switch (f->width) {
-        case 1: *(uint8_t *)(base + f->off) = (uint8_t)u; break;
-        case 2: *(uint16_t *)(base + f->off) = (uint16_t)u; break;
-        case 4: *(uint32_t *)(base + f->off) = (uint32_t)u; break;
-        default: *(uint64_t *)(base + f->off) = u; break;
-        }
-        return p;
-    case MS_STR:
-    case MS_BIN: {
-        uint32_t len;
-        const uint8_t *s;
-        if (f->type == MS_STR && b >= 0xa0 && b <= 0xbf) len = b & 0x1fu, s = p + 1;
-        else if (b == (f->type == MS_STR ? 0xd9 : 0xc4) && end - p >= 2) len = p[1], s = p + 2;
-        else return NULL;
-        if (len > (size_t)(end - s) || len < f->min || len > f->max) return NULL;
-        msg_bytes_t *out = (msg_bytes_t *)(base + f->off);
-        out->ptr = len ? (const char *)s : "";
-        out->len = len;
-        return s + len;
-    }
-    case MS_BOOL:
-        if (b != 0xc2 && b != 0xc3) return NULL;
-        *(bool *)(base + f->off) = b == 0xc3;
-        return p + 1;
-    case MS_PRI:   /* a fixint: -32..127, within -128..127 */
-        if (b <= 0x7f) *(int32_t *)(base + f->off) = b;
-        else if (b >= 0xe0) *(int32_t *)(base + f->off) = (int8_t)b;
-        else return NULL;
-        return p + 1;
-    case MS_TIMES: {
-        msg_times_t *t = (msg_times_t *)(base + f->off);
-        if (b != 0x95) return NULL;   /* exactly the 5 items: nothing to skip */
-        p++;
-        if (p >= end || !(p = s_fast_uint(p, end, UINT64_MAX, &t->submitted))) return NULL;
-        if (p >= end || !(p = s_fast_uint(p, end, UINT64_MAX, &t->queued))) return NULL;
-        if (p >= end || !(p = s_fast_uint(p, end, UINT64_MAX, &t->dispatched))) return NULL;
-        if (p >= end || !(p = s_fast_uint(p, end, UINT64_MAX, &t->started))) return NULL;
-        if (p >= end || !(p = s_fast_uint(p, end, UINT64_MAX, &t->finished))) return NULL;
-        return p;
-    }
-    default:
-        return NULL;
-    }
-}
-
-/* Decode map o (its pairs at *pp) into the struct at base according to sh.
- * Each pair goes through the fast path above when it can; when it cannot
- * (or fails there), the generic walk reads it from its start. */
-static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const shape_t *sh, void *base)
+/* Pair i of map sh at w->p by the generic walk, for what the fast path did
+ * not take: any key, any encoding, every check and message. */
+static msg_err_t s_pair(dec_t *d, uint32_t i, msgfast_walk_t *w, const shape_t *sh, char *base)
 {
     char got[48];
-    uint32_t seen = 0, hint = 0;
+    msgpack_object k, v;
+    cursor_t pp = &w->p;
+    if (!s_read(d, pp, &k)) return s_broken(d);
+    if (k.type != MSGPACK_OBJECT_STR)
+        return s_fail(d, QJ_E_BODY, NULL, -1, "map key %" PRIu32 " must be a string (got %s)", i,
+                      msgerr_got(&k, got, sizeof got));
+    int j = s_find(sh, k.via.str.ptr, k.via.str.size, w->at);
+    if (j < 0)   /* a key this version does not know */
+        return s_skip(d, pp, 1, d->open) ? QJ_E_OK : s_broken(d);
+    if (!s_read(d, pp, &v)) return s_broken(d);
+    const field_t *f = &sh->fields[j];
+    if (w->seen & (1u << j)) return s_fail(d, QJ_E_BODY, f, -1, "appears twice");
+    w->seen |= 1u << j;
+    w->at = (uint32_t)j + 1;
+    if (v.type == MSGPACK_OBJECT_NIL && !(f->flags & MS_REQ)) return QJ_E_OK;
+    return s_field(d, f, &v, pp, base);
+}
+
+static msg_err_t s_not_map(dec_t *d, const msgpack_object *o) __attribute__((cold, noinline));
+static msg_err_t s_not_map(dec_t *d, const msgpack_object *o)
+{
+    char got[48];
+    return s_fail(d, QJ_E_BODY, NULL, -1, "must be a map (got %s)", msgerr_got(o, got, sizeof got));
+}
+
+/* Decode map o (its pairs at *pp) into the struct at base according to sh,
+ * expecting its keys in the order ord holds (and learning from them).
+ * The pairs go through the fast path (msgfast_pairs) while it takes them;
+ * one it does not take, the generic walk reads from its start. */
+static msg_err_t s_map(dec_t *d, const msgpack_object *o, cursor_t pp, const shape_t *sh, void *base,
+                       msgfast_order_t *ord)
+{
+    if (o->type != MSGPACK_OBJECT_MAP) return s_not_map(d, o);
+    msgfast_walk_t w = {.p = *pp, .left = o->via.map.size};
     msg_err_t rc;
-    if (o->type != MSGPACK_OBJECT_MAP)
-        return s_fail(d, QJ_E_BODY, NULL, -1, "must be a map (got %s)", msgerr_got(o, got, sizeof got));
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        uint32_t raw_hint = hint;
-        int j = s_find_raw(sh, *pp, d->end, &raw_hint);
-        if (j >= 0 && !(seen & (1u << j))) {
-            const field_t *f = &sh->fields[j];
-            const uint8_t *v = *pp + 1 + f->klen;
-            const uint8_t *next = v < d->end ? s_fast_value(f, v, d->end, base) : NULL;
-            if (next) {
-                seen |= 1u << j;
-                hint = raw_hint;
-                *pp = next;
-                continue;
-            }
-        }
-        msgpack_object k, v;
-        if (!s_read(d, pp, &k)) return s_broken(d);
-        if (k.type != MSGPACK_OBJECT_STR)
-            return s_fail(d, QJ_E_BODY, NULL, -1, "map key %" PRIu32 " must be a string (got %s)", i,
-                          msgerr_got(&k, got, sizeof got));
-        j = s_find(sh, k.via.str.ptr, k.via.str.size, &hint);
-        if (j < 0) {   /* a key this version does not know */
-            if (!s_skip(d, pp, 1, d->open)) return s_broken(d);
-            continue;
-        }
-        if (!s_read(d, pp, &v)) return s_broken(d);
-        const field_t *f = &sh->fields[j];
-        if (seen & (1u << j)) return s_fail(d, QJ_E_BODY, f, -1, "appears twice");
-        seen |= 1u << j;
-        if (v.type == MSGPACK_OBJECT_NIL && !(f->flags & MS_REQ)) continue;
-        if ((rc = s_field(d, f, &v, pp, base))) return rc;
+    while (w.left) {
+        if (sh->nfields && (msgfast_pairs(sh, d->end, base, ord, &w), !w.left)) break;
+        if ((rc = s_pair(d, o->via.map.size - w.left, &w, sh, base))) return rc;
+        w.left--;
     }
-    /* Only the fields not seen can be missing: look at those alone. */
-    uint32_t unseen = ~seen & (sh->nfields >= 32 ? UINT32_MAX : (1u << sh->nfields) - 1);
-    for (; unseen; unseen &= unseen - 1) {
-        uint32_t j = (uint32_t)__builtin_ctz(unseen);
-        if (sh->fields[j].flags & MS_REQ) return s_fail(d, QJ_E_BODY, &sh->fields[j], -1, "is required");
-    }
+    *pp = w.p;
+    /* The first required field not seen, in table order. */
+    uint32_t missing = sh->req & ~w.seen;
+    if (missing) return s_fail(d, QJ_E_BODY, &sh->fields[__builtin_ctz(missing)], -1, "is required");
     return QJ_E_OK;
 }
 
@@ -723,8 +636,11 @@ msg_err_t msg_decode(msg_reader_t *reader, const void *frame, size_t len, msg_t 
         rc = s_broken(&d);
     else if (root.type != MSGPACK_OBJECT_MAP)
         rc = s_fail(&d, QJ_E_BODY, NULL, -1, "body must be a map (got %s)", msgerr_got(&root, why, sizeof why));
-    else
-        rc = s_map(&d, &root, &p, sh, out);
+    else {
+        msgfast_order_t ord;
+        msgfast_order_init(&ord, sh);
+        rc = s_map(&d, &root, &p, sh, out, &ord);
+    }
     if (rc == QJ_E_OK && p != d.end) rc = s_broken(&d);   /* bytes after the body */
     if (rc == QJ_E_OK && out->cmd == MSG_HELLO) rc = msgerr_hello(&d.at, out);
     if (rc != QJ_E_OK) {

@@ -8,7 +8,11 @@
  * msgpack encoding, as PROTOCOL.md §8 asks.
  *
  * A map reserves room for all its fields at once, so that scalars, t and
- * short strings (s_put_small) are written with no check of their own.
+ * short strings (s_put_small) are written with no check of their own.  The
+ * items of an array of maps (the jobs of SUBMIT and JOBS, the results of
+ * RESULTS) are written in one loop with no call in it (s_enc_items) as
+ * long as the buffer has room and each field is one s_put_small writes;
+ * s_enc_map writes any other item, and says what is wrong with it.
  *
  * Only fields that hold something are written (zero, false and NULL mean
  * absent, see msg.c), except MS_REQ and MS_ALL ones; lengths and counts
@@ -50,14 +54,19 @@ static inline uint8_t *s_room(enc_t *e, size_t n)
  * writes over (keys are short). */
 #define KEY_MAX(f) (1u + sizeof (f)->kraw)
 
-/* The key as a fixstr.  It copies the whole zero-padded kraw, a copy of
- * known size (no call), past the key's end into reserved room that what
+/* The key as a fixstr: kword (its header and first 7 bytes, zero-padded)
+ * and the next 8 bytes of the zero-padded kraw, two stores of a known size
+ * whatever the key's length, past its end into reserved room that what
  * follows overwrites. */
 static inline uint8_t *s_put_key(uint8_t *w, const field_t *f)
 {
-    *w++ = (uint8_t)(0xa0 | f->klen);
-    memcpy(w, f->kraw, sizeof f->kraw);
-    return w + f->klen;
+    uint64_t word = f->kword;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    word = __builtin_bswap64(word);   /* kword is little-endian */
+#endif
+    memcpy(w, &word, 8);
+    memcpy(w + 8, f->kraw + 7, 8);
+    return w + 1 + f->klen;
 }
 
 static bool s_bytes_set(const msg_bytes_t *b) { return b->ptr != NULL; }
@@ -94,6 +103,7 @@ static int s_enc_bytes(enc_t *e, const field_t *f, long item, const msg_bytes_t 
 }
 
 static int s_enc_map(enc_t *e, const shape_t *sh, const char *base);
+static uint32_t s_enc_items(enc_t *e, const shape_t *sh, const char *items, uint32_t i, uint32_t n);
 
 static int s_enc_list(enc_t *e, const field_t *f, const char *base)
 {
@@ -118,18 +128,20 @@ static int s_enc_list(enc_t *e, const field_t *f, const char *base)
         return 0;
     }
     mpraw_commit(e->buf, w);
+    if (f->type == MS_MAPS) {
+        msgerr_t outer = e->at;   /* the item's place, for messages, while in it */
+        e->at.where = f->sub->name;
+        e->at.in_item = true;
+        for (uint32_t i = 0;; i++) {
+            if ((i = s_enc_items(e, f->sub, items, i, n)) == n) break;
+            e->at.idx = i;
+            if (s_enc_map(e, f->sub, (const char *)items + (size_t)i * f->sub->size)) return -1;
+        }
+        e->at = outer;
+        return 0;
+    }
     for (uint32_t i = 0; i < n; i++) {
         switch (f->type) {
-        case MS_MAPS: {
-            enc_t sub = *e;
-            sub.at.where = f->sub->name;
-            sub.at.in_item = true;
-            sub.at.idx = i;
-            int rc = s_enc_map(&sub, f->sub, (const char *)items + (size_t)i * f->sub->size);
-            e->nomem = sub.nomem;
-            if (rc) return -1;
-            break;
-        }
         case MS_NAMES:
             if (s_enc_bytes(e, f, i, &((const msg_bytes_t *)items)[i], false, 1, QJ_MAX_QUEUE_NAME, false))
                 return -1;
@@ -185,6 +197,41 @@ static uint8_t *s_put_badby(uint8_t *w, const msg_stats_t *st)
  * SMALL_BYTES bytes, or a scalar. */
 #define SMALL_MAX (KEY_MAX((const field_t *)0) + 1u + 5 * MPRAW_UINT_MAX)
 #define SMALL_BYTES (SMALL_MAX - KEY_MAX((const field_t *)0) - MPRAW_HDR_MAX)
+_Static_assert(SMALL_BYTES <= MPRAW_COPY_SHORT_MAX && SMALL_BYTES <= UINT8_MAX,
+               "a small str or bin is copied by mpraw_copy_short after a header of 1 or 2 bytes");
+
+/* Whether field f, holding zero, false or NULL, is sent all the same. */
+static inline bool s_sent_when_zero(const field_t *f, const char *base)
+{
+    return (f->flags & (MS_REQ | MS_ALL)) || s_done(f, base);
+}
+
+/* A uint field's value v, if sent. */
+static inline __attribute__((always_inline)) int s_put_uint(const field_t *f, const char *base, uint64_t v,
+                                                            uint8_t **wp)
+{
+    if (!v && !s_sent_when_zero(f, base)) return 0;
+    *wp = mpraw_put_uint(s_put_key(*wp, f), v);
+    return 1;
+}
+
+/* A str or bin field's value b, if sent and small. */
+static inline __attribute__((always_inline)) int s_put_bytes(const field_t *f, const msg_bytes_t *b,
+                                                             uint8_t **wp)
+{
+    if (!b->ptr) return f->flags & (MS_REQ | MS_ALL) ? 2 : 0;   /* the default, if any: s_enc_bytes */
+    if (b->len > SMALL_BYTES || b->len < f->min || b->len > f->max) return 2;
+    uint8_t *w = s_put_key(*wp, f);
+    /* The header mpraw_put_str / mpraw_put_bin write for this length. */
+    if (f->kind == MK_STR && b->len < 32) {
+        *w++ = (uint8_t)(0xa0 | b->len);
+    } else {
+        *w++ = f->kind == MK_STR ? 0xd9 : 0xc4;
+        *w++ = (uint8_t)b->len;
+    }
+    *wp = mpraw_copy_short(w, b->ptr, b->len);
+    return 1;
+}
 
 /* Write field f of the struct at base, its key and its value, at *wp (which
  * has SMALL_MAX bytes of room), if it holds something worth sending: zero,
@@ -197,45 +244,30 @@ static inline __attribute__((always_inline)) int s_put_small(const field_t *f, c
                                                              uint8_t **wp)
 {
     const void *p = base + f->off;
-    bool always = f->flags & (MS_REQ | MS_ALL);
     uint8_t *w = *wp;
-    switch (f->type) {
-    case MS_UINT: {
-        uint64_t v;
-        switch (f->width) {
-        case 1: v = *(const uint8_t *)p; break;
-        case 2: v = *(const uint16_t *)p; break;
-        case 4: v = *(const uint32_t *)p; break;
-        default: v = *(const uint64_t *)p; break;
-        }
-        if (!v && !always && !s_done(f, base)) return 0;
-        w = mpraw_put_uint(s_put_key(w, f), v);
-        break;
-    }
-    case MS_PRI: {
+    switch (f->kind) {
+    case MK_U8: return s_put_uint(f, base, *(const uint8_t *)p, wp);
+    case MK_U16: return s_put_uint(f, base, *(const uint16_t *)p, wp);
+    case MK_U32: return s_put_uint(f, base, *(const uint32_t *)p, wp);
+    case MK_U64: return s_put_uint(f, base, *(const uint64_t *)p, wp);
+    case MK_STR:
+    case MK_BIN: return s_put_bytes(f, p, wp);
+    case MK_PRI: {
         int32_t pri = *(const int32_t *)p;
-        if (!pri && !always) return 0;
+        if (!pri && !(f->flags & (MS_REQ | MS_ALL))) return 0;
         if (pri < -128 || pri > 127) return 2;
         w = mpraw_put_int(s_put_key(w, f), pri);
         break;
     }
-    case MS_BOOL:
-        if (!*(const bool *)p && !always) return 0;
+    case MK_BOOL:
+        if (!*(const bool *)p && !(f->flags & (MS_REQ | MS_ALL))) return 0;
         w = s_put_key(w, f);
         *w++ = *(const bool *)p ? 0xc3 : 0xc2;
         break;
-    case MS_STR:
-    case MS_BIN: {
-        const msg_bytes_t *b = p;
-        if (!b->ptr) return always ? 2 : 0;   /* the default, if any: s_enc_bytes */
-        if (b->len > SMALL_BYTES || b->len < f->min || b->len > f->max) return 2;
-        w = s_put_key(w, f);
-        w = f->type == MS_BIN ? mpraw_put_bin(w, b->ptr, b->len) : mpraw_put_str(w, b->ptr, b->len);
-        break;
-    }
-    case MS_TIMES: {
+    case MK_TIMES: {
         const msg_times_t *t = p;
-        if (!(t->submitted || t->queued || t->dispatched || t->started || t->finished) && !always)
+        if (!(t->submitted || t->queued || t->dispatched || t->started || t->finished) &&
+            !(f->flags & (MS_REQ | MS_ALL)))
             return 0;
         w = mpraw_put_array(s_put_key(w, f), 5);
         w = mpraw_put_uint(w, t->submitted);
@@ -298,6 +330,28 @@ static int s_enc_field(enc_t *e, const field_t *f, const char *base)
     return 1;
 }
 
+/* Write fields *jp, *jp + 1 ... of shape sh from the struct at base at *wp
+ * (room for SMALL_MAX bytes each) with s_put_small, up to the end of the
+ * table or the first that s_put_small leaves to s_enc_field (*jp is left
+ * at that one).  Returns how many were written.  Inlined into the loops
+ * below, so that the table walk lives in registers (a write through *wp
+ * may alias anything the loop would otherwise read from memory again). */
+static inline __attribute__((always_inline)) uint32_t s_put_fields(const shape_t *sh, const char *base,
+                                                                   uint8_t **wp, uint32_t *jp)
+{
+    const field_t *fields = sh->fields;
+    uint32_t nf = sh->nfields, n = 0, j = *jp;
+    uint8_t *w = *wp;
+    for (; j < nf; j++) {
+        int rc = s_put_small(&fields[j], base, &w);
+        if (rc == 2) break;
+        n += (uint32_t)rc;
+    }
+    *wp = w;
+    *jp = j;
+    return n;
+}
+
 /* The map header is written before its fields are known to be present,
  * then patched with the count: one pass over the table instead of two.
  * Tables of up to 15 fields use a fixmap (minimal, as in PROTOCOL.md §8);
@@ -318,15 +372,14 @@ static int s_enc_map(enc_t *e, const shape_t *sh, const char *base)
         *w++ = 0;
         *w++ = 0;
     }
-    for (uint32_t j = 0; j < nf; j++) {
-        const field_t *f = &sh->fields[j];
-        int rc = s_put_small(f, base, &w);
-        if (rc == 2) {
-            mpraw_commit(e->buf, w);
-            if ((rc = s_enc_field(e, f, base)) < 0) return -1;
-            if (!(w = s_room(e, (size_t)(nf - j) * SMALL_MAX))) return 0;
-        }
+    for (uint32_t j = 0;; j++) {
+        n += s_put_fields(sh, base, &w, &j);
+        if (j == nf) break;
+        mpraw_commit(e->buf, w);
+        int rc = s_enc_field(e, &sh->fields[j], base);
+        if (rc < 0) return -1;
         n += (uint32_t)rc;
+        if (!(w = s_room(e, (size_t)(nf - j) * SMALL_MAX))) return 0;
     }
     mpraw_commit(e->buf, w);
     if (nf <= 15) {
@@ -336,6 +389,29 @@ static int s_enc_map(enc_t *e, const shape_t *sh, const char *base)
         e->buf->data[at + 2] = (char)n;
     }
     return 0;
+}
+
+/* Items i, i + 1 ... of n of an array of maps of shape sh, written as
+ * s_enc_map writes them, for as long as each fits the room the buffer has
+ * already and every field of it is one s_put_small writes (and the shape
+ * takes a fixmap).  Returns the index of the first item not written (n if
+ * none): s_enc_map writes that one, growing the buffer or calling
+ * s_enc_field, and says what is wrong if anything is.  A loop with no call
+ * in it, so that its state lives in registers. */
+static __attribute__((noinline)) uint32_t s_enc_items(enc_t *e, const shape_t *sh, const char *items,
+                                                      uint32_t i, uint32_t n)
+{
+    msgpack_sbuffer *buf = e->buf;
+    size_t room = 1 + (size_t)sh->nfields * SMALL_MAX;
+    if (e->nomem || sh->nfields > 15) return i;
+    for (; i < n && buf->alloc - buf->size >= room; i++) {
+        uint8_t *head = (uint8_t *)buf->data + buf->size, *w = head + 1;
+        uint32_t j = 0, count = s_put_fields(sh, items + (size_t)i * sh->size, &w, &j);
+        if (j < sh->nfields) break;
+        *head = (uint8_t)(0x80 | count);
+        mpraw_commit(buf, w);
+    }
+    return i;
 }
 
 int msg_encode(msgpack_sbuffer *buf, const msg_t *m, char *err, size_t errlen)

@@ -13,20 +13,31 @@
 /* Byte i of key k, placed as byte i + 1 of kword (0 past the key's end). */
 #define KBYTE(k, i) \
     (sizeof(k) > (i) + 1 ? (uint64_t)(uint8_t)(k)[(i) < sizeof(k) ? (i) : 0] << (8 * ((i) + 1)) : 0)
+/* 1, or a compile error for a key of more than 15 bytes: the codec reads
+ * and writes a key with its header as 16 bytes (kword, then kraw from 7). */
+#define KEY_FITS(k) (sizeof(k) <= 16 ? 1 : -1)
 #define KEY(k)                                                                                \
-    .key = k, .kraw = k, .klen = sizeof(k) - 1,                                               \
+    .key = k, .kraw = k, .klen = sizeof(k) - 1 + 0 * sizeof(char[KEY_FITS(k)]),               \
     .kword = (uint64_t)(0xa0u | (sizeof(k) - 1)) | KBYTE(k, 0) | KBYTE(k, 1) | KBYTE(k, 2) |  \
              KBYTE(k, 3) | KBYTE(k, 4) | KBYTE(k, 5) | KBYTE(k, 6),                           \
     .kmask = sizeof(k) >= 8 ? UINT64_MAX : (UINT64_C(1) << (sizeof(k) >= 8 ? 0 : 8 * sizeof(k))) - 1
 #define AT(T, m) .off = offsetof(T, m)
-#define FU(k, T, m, fl) {KEY(k), .type = MS_UINT, .flags = fl, AT(T, m), .width = sizeof(((T *)0)->m)}
-#define FS(k, T, m, fl, lo, hi) {KEY(k), .type = MS_STR, .flags = fl, AT(T, m), .min = lo, .max = hi}
-#define FB(k, T, m, fl, lo, hi) {KEY(k), .type = MS_BIN, .flags = fl, AT(T, m), .min = lo, .max = hi}
-#define FBOOL(k, T, m) {KEY(k), .type = MS_BOOL, AT(T, m)}
-#define FX(k, ty, T, m, fl) {KEY(k), .type = ty, .flags = fl, AT(T, m)}
+#define WIDTH_KIND(w) ((w) == 1 ? MK_U8 : (w) == 2 ? MK_U16 : (w) == 4 ? MK_U32 : MK_U64)
+#define FU(k, T, m, fl) \
+    {KEY(k), .type = MS_UINT, .flags = fl, AT(T, m), .width = sizeof(((T *)0)->m), \
+     .kind = WIDTH_KIND(sizeof(((T *)0)->m))}
+#define FS(k, T, m, fl, lo, hi) \
+    {KEY(k), .type = MS_STR, .kind = MK_STR, .flags = fl, AT(T, m), .min = lo, .max = hi}
+#define FB(k, T, m, fl, lo, hi) \
+    {KEY(k), .type = MS_BIN, .kind = MK_BIN, .flags = fl, AT(T, m), .min = lo, .max = hi}
+#define FBOOL(k, T, m) {KEY(k), .type = MS_BOOL, .kind = MK_BOOL, AT(T, m)}
+#define FX(k, ty, T, m, fl) \
+    {KEY(k), .type = ty, .kind = (ty) == MS_PRI ? MK_PRI : (ty) == MS_TIMES ? MK_TIMES : MK_OTHER, \
+     .flags = fl, AT(T, m)}
 #define FL(k, ty, T, m, n, fl, lo, hi, sh) \
     {KEY(k), .type = ty, .flags = fl, AT(T, m), .noff = offsetof(T, n), .min = lo, .max = hi, .sub = sh}
-#define SCHEMA(nm, T, arr) {nm, arr, sizeof(arr) / sizeof(arr[0]), sizeof(T)}
+/* req is left 0 here: s_fill_req sets it when the program loads. */
+#define SCHEMA(nm, T, arr) {nm, arr, sizeof(arr) / sizeof(arr[0]), sizeof(T), 0}
 
 /* Job map, SUBMIT (the submitter's fields). */
 static const msgschema_field_t s_submit_job_f[] = {
@@ -45,21 +56,21 @@ static const msgschema_field_t s_submit_job_f[] = {
     FBOOL("detach", msg_job_t, detach),
     FBOOL("progress", msg_job_t, progress),
 };
-static const msgschema_t s_submit_job = SCHEMA("job", msg_job_t, s_submit_job_f);
+static msgschema_t s_submit_job = SCHEMA("job", msg_job_t, s_submit_job_f);
 
 /* Job map, JOBS (the broker's fields). */
 static const msgschema_field_t s_jobs_job_f[] = {
     FU("id", msg_job_t, id, MS_REQ),
     FS("task", msg_job_t, task, MS_REQ, 1, QJ_MAX_TASK_NAME),
     FB("args", msg_job_t, args, 0, 0, QJ_MAX_ARGS),
-    {KEY("q"), .type = MS_STR, .flags = MS_REQ, AT(msg_job_t, queue), .min = 1,
+    {KEY("q"), .type = MS_STR, .kind = MK_STR, .flags = MS_REQ, AT(msg_job_t, queue), .min = 1,
      .max = QJ_MAX_QUEUE_NAME, .dflt = "default"},
     FU("attempt", msg_job_t, attempt, MS_REQ),
     FU("timeout", msg_job_t, timeout_ms, 0),
     FU("parent", msg_job_t, parent, 0),
     FU("ts", msg_job_t, t_submit, 0),
 };
-static const msgschema_t s_jobs_job = SCHEMA("job", msg_job_t, s_jobs_job_f);
+static msgschema_t s_jobs_job = SCHEMA("job", msg_job_t, s_jobs_job_f);
 
 /* Result map, RESULTS. */
 static const msgschema_field_t s_result_f[] = {
@@ -72,7 +83,7 @@ static const msgschema_field_t s_result_f[] = {
     FU("att", msg_result_t, attempts, 0),
     FX("t", MS_TIMES, msg_result_t, t, 0),
 };
-static const msgschema_t s_result = SCHEMA("result", msg_result_t, s_result_f);
+static msgschema_t s_result = SCHEMA("result", msg_result_t, s_result_f);
 
 /* Result map with state, STATUS_REP and DEAD_REP. */
 static const msgschema_field_t s_status_f[] = {
@@ -89,7 +100,7 @@ static const msgschema_field_t s_status_f[] = {
     FS("task", msg_result_t, task, 0, 1, QJ_MAX_TASK_NAME),
     FX("prog", MS_PROG, msg_result_t, prog_done, 0),
 };
-static const msgschema_t s_status = SCHEMA("job", msg_result_t, s_status_f);
+static msgschema_t s_status = SCHEMA("job", msg_result_t, s_status_f);
 
 static const msgschema_field_t s_qstat_f[] = {
     FS("name", msg_qstat_t, name, MS_REQ, 1, QJ_MAX_QUEUE_NAME),
@@ -110,7 +121,7 @@ static const msgschema_field_t s_qstat_f[] = {
     FU("rate_secs", msg_qstat_t, rate_secs, 0),
     FL("wait", MS_IDS, msg_qstat_t, wait, nwait, 0, 0, QJ_MAX_BUCKETS + 1, NULL),
 };
-static const msgschema_t s_qstat = SCHEMA("queue", msg_qstat_t, s_qstat_f);
+static msgschema_t s_qstat = SCHEMA("queue", msg_qstat_t, s_qstat_f);
 
 static const msgschema_field_t s_wstat_f[] = {
     FS("name", msg_wstat_t, name, MS_REQ, 0, QJ_MAX_NAME),
@@ -119,7 +130,7 @@ static const msgschema_field_t s_wstat_f[] = {
     FU("done", msg_wstat_t, done, MS_ALL),
     FU("idle_ms", msg_wstat_t, idle_ms, MS_ALL),
 };
-static const msgschema_t s_wstat = SCHEMA("worker", msg_wstat_t, s_wstat_f);
+static msgschema_t s_wstat = SCHEMA("worker", msg_wstat_t, s_wstat_f);
 
 /* Message bodies. */
 #define RID_REQ FU("rid", msg_t, rid, MS_REQ)
@@ -147,7 +158,7 @@ static const msgschema_field_t s_welcome_f[] = {
 static const msgschema_field_t s_bye_f[] = {FBOOL("drain", msg_t, drain)};
 static const msgschema_field_t s_error_f[] = {
     FU("code", msg_t, code, MS_REQ),
-    {KEY("text"), .type = MS_STR, .flags = MS_REQ, AT(msg_t, text), .max = QJ_MAX_ERROR, .dflt = ""},
+    {KEY("text"), .type = MS_STR, .kind = MK_STR, .flags = MS_REQ, AT(msg_t, text), .max = QJ_MAX_ERROR, .dflt = ""},
     FU("about", msg_t, about, 0),
     FU("rid", msg_t, rid, 0),
 };
@@ -202,10 +213,10 @@ _Static_assert(sizeof s_stats_rep_f / sizeof s_stats_rep_f[0] <= 32, "the bigges
 #define BODY(c, nm, arr) [c] = SCHEMA(nm, msg_t, arr)
 
 /* Indexed by command; name NULL = unknown command. */
-static const msgschema_t s_bodies[CMD_MAX] = {
+static msgschema_t s_bodies[CMD_MAX] = {
     BODY(MSG_HELLO, "hello", s_hello_f),
     BODY(MSG_WELCOME, "welcome", s_welcome_f),
-    [MSG_HEARTBEAT] = {"heartbeat", NULL, 0, sizeof(msg_t)},
+    [MSG_HEARTBEAT] = {"heartbeat", NULL, 0, sizeof(msg_t), 0},
     BODY(MSG_BYE, "bye", s_bye_f),
     BODY(MSG_ERROR, "error", s_error_f),
     BODY(MSG_SUBMIT, "submit", s_submit_f),
@@ -227,6 +238,27 @@ static const msgschema_t s_bodies[CMD_MAX] = {
     BODY(MSG_CREDIT, "credit", s_credit_f),
     BODY(MSG_TOUCH, "touch", s_touch_f),
 };
+
+/* Set sh->req, and that of the maps nested in it, from the fields' flags.
+ * Every shape is reached from s_bodies, so none is left without its mask;
+ * the shapes are defined writable for this one fill, and only read after. */
+static void s_fill_req(msgschema_t *sh)
+{
+    sh->req = 0;
+    for (uint32_t j = 0; j < sh->nfields; j++) {
+        const msgschema_field_t *f = &sh->fields[j];
+        if (f->flags & MS_REQ) sh->req |= 1u << j;
+        if (f->sub) s_fill_req((msgschema_t *)f->sub);
+    }
+}
+
+/* Before main, as server/jrec.c's CRC table: the masks are there before any
+ * thread can decode. */
+__attribute__((constructor)) static void s_fill_all(void)
+{
+    for (int c = 0; c < CMD_MAX; c++)
+        if (s_bodies[c].name) s_fill_req(&s_bodies[c]);
+}
 
 const msgschema_t *msgschema_body(int cmd)
 {

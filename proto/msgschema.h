@@ -27,6 +27,23 @@ enum msgschema_type {
     MS_BADBY,    /* msg_stats_t.bad_by_code as {error name: count} */
 };
 
+/* The same types as the fast paths see them: an unsigned integer's width
+ * folded in, and every type they leave to the generic code as one, so
+ * that reading or writing a common value costs one switch (msg.c, msgenc.c).
+ * The table macros (msgschema.c) set it from type and width. */
+enum msgschema_kind {
+    MK_OTHER,    /* lists, prog, bad_by: the generic code only */
+    MK_U8,       /* MS_UINT of width 1 */
+    MK_U16,
+    MK_U32,
+    MK_U64,
+    MK_PRI,
+    MK_BOOL,
+    MK_STR,
+    MK_BIN,
+    MK_TIMES,
+};
+
 /* Field flags. */
 #define MS_REQ 1u    /* required: always encoded, decoding fails without it */
 #define MS_ALL 2u    /* always encoded, even when zero */
@@ -46,6 +63,7 @@ typedef struct msgschema_field {
     uint8_t type;
     uint8_t flags;
     uint8_t width;            /* MS_UINT: bytes of the C field */
+    uint8_t kind;             /* enum msgschema_kind, from type and width */
     uint16_t off;             /* offset of the value (arrays: of the pointer) */
     uint16_t noff;            /* arrays: offset of the uint32 count */
     uint32_t min, max;        /* str/bin: bytes; arrays: items */
@@ -54,12 +72,15 @@ typedef struct msgschema_field {
 } msgschema_field_t;
 
 /* A map: its fields, the C struct they live in, and a name for messages.
- * At most 32 fields: the decoder marks the keys it has seen in a 32-bit mask. */
+ * At most 32 fields: the decoder marks the keys it has seen in a 32-bit mask,
+ * and finds a missing required one by that mask against req. */
 typedef struct msgschema {
     const char *name;
     const msgschema_field_t *fields;
     uint8_t nfields;
     uint16_t size;
+    uint32_t req;             /* bit j set if fields[j] is MS_REQ: filled in when the
+                                 program loads (msgschema.c), from the fields' flags */
 } msgschema_t;
 
 /* The body of command cmd, or NULL if cmd is not a known command. */

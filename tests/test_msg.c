@@ -990,6 +990,382 @@ static void test_batch_limits(void **state)
     assert_int_equal(msg_encode(&s_sb, &m, E, sizeof E), -1);    /* count without an array */
 }
 
+/* ---- the fast paths: equivalence with the generic walk and the packer ----
+ * The decoder reads the common shapes by a fast path (msgfast.c) and the
+ * encoder writes them by one (s_enc_items); both must give exactly what the
+ * generic code gives.  The reference here is msgpack-c's own packer. */
+
+static void ref_key(msgpack_packer *pk, const char *k) { msgpack_pack_str_with_body(pk, k, strlen(k)); }
+static void ref_u(msgpack_packer *pk, const char *k, uint64_t v) { ref_key(pk, k); msgpack_pack_uint64(pk, v); }
+static void ref_s(msgpack_packer *pk, const char *k, msg_bytes_t b)
+{
+    ref_key(pk, k);
+    msgpack_pack_str_with_body(pk, b.ptr, b.len);
+}
+static void ref_b(msgpack_packer *pk, const char *k, msg_bytes_t b)
+{
+    ref_key(pk, k);
+    msgpack_pack_bin_with_body(pk, b.ptr, b.len);
+}
+
+/* A SUBMIT job, a JOBS job, a RESULTS result as PROTOCOL.md §5 and §8 say:
+ * the table's keys in its order, the absent left out, minimal encodings. */
+static void ref_item(msgpack_packer *pk, uint8_t cmd, const void *item)
+{
+    if (cmd == MSG_SUBMIT) {
+        const msg_job_t *j = item;
+        msgpack_pack_map(pk, 2u + !!j->args.ptr + !!j->queue.ptr + !!j->pri + !!j->timeout_ms + !!j->retries +
+                                 !!j->backoff_ms + !!j->at_us + !!j->key.ptr + !!j->parent + !!j->t_submit +
+                                 j->detach + j->progress);
+        ref_u(pk, "ref", j->ref);
+        ref_s(pk, "task", j->task);
+        if (j->args.ptr) ref_b(pk, "args", j->args);
+        if (j->queue.ptr) ref_s(pk, "q", j->queue);
+        if (j->pri) ref_key(pk, "pri"), msgpack_pack_int32(pk, j->pri);
+        if (j->timeout_ms) ref_u(pk, "timeout", j->timeout_ms);
+        if (j->retries) ref_u(pk, "retries", j->retries);
+        if (j->backoff_ms) ref_u(pk, "backoff", j->backoff_ms);
+        if (j->at_us) ref_u(pk, "at", j->at_us);
+        if (j->key.ptr) ref_s(pk, "key", j->key);
+        if (j->parent) ref_u(pk, "parent", j->parent);
+        if (j->t_submit) ref_u(pk, "ts", j->t_submit);
+        if (j->detach) ref_key(pk, "detach"), msgpack_pack_true(pk);
+        if (j->progress) ref_key(pk, "progress"), msgpack_pack_true(pk);
+    } else if (cmd == MSG_JOBS) {
+        const msg_job_t *j = item;
+        msgpack_pack_map(pk, 4u + !!j->args.ptr + !!j->timeout_ms + !!j->parent + !!j->t_submit);
+        ref_u(pk, "id", j->id);
+        ref_s(pk, "task", j->task);
+        if (j->args.ptr) ref_b(pk, "args", j->args);
+        ref_s(pk, "q", j->queue.ptr ? j->queue : B("default"));
+        ref_u(pk, "attempt", j->attempt);
+        if (j->timeout_ms) ref_u(pk, "timeout", j->timeout_ms);
+        if (j->parent) ref_u(pk, "parent", j->parent);
+        if (j->t_submit) ref_u(pk, "ts", j->t_submit);
+    } else {
+        const msg_result_t *r = item;
+        const msg_times_t *t = &r->t;
+        bool times = t->submitted || t->queued || t->dispatched || t->started || t->finished;
+        msgpack_pack_map(pk, 2u + !!r->ref + !!r->value.ptr + !!r->error.ptr + !!r->worker.ptr + !!r->attempts +
+                                 times);
+        ref_u(pk, "id", r->id);
+        if (r->ref) ref_u(pk, "ref", r->ref);
+        ref_u(pk, "st", r->st);
+        if (r->value.ptr) ref_b(pk, "val", r->value);
+        if (r->error.ptr) ref_s(pk, "err", r->error);
+        if (r->worker.ptr) ref_s(pk, "wk", r->worker);
+        if (r->attempts) ref_u(pk, "att", r->attempts);
+        if (times) {
+            ref_key(pk, "t");
+            msgpack_pack_array(pk, 5);
+            const uint64_t *v = &t->submitted;
+            for (int i = 0; i < 5; i++) msgpack_pack_uint64(pk, v[i]);
+        }
+    }
+}
+
+/* One field of an item, for the cases below: where it is, its C type
+ * ('1', '4', '8' bytes of uint, 's' str, 'b' bin, 'p' priority, 'f' bool,
+ * 't' times) and its limits. */
+typedef struct fcase {
+    const char *name;
+    size_t off;
+    char type;
+    uint32_t lo, hi;
+} fcase_t;
+
+#define FC(T, m, ty, lo, hi) {#m, offsetof(T, m), ty, lo, hi}
+static const fcase_t s_submit_fields[] = {
+    FC(msg_job_t, ref, '8', 0, 0), FC(msg_job_t, task, 's', 1, QJ_MAX_TASK_NAME),
+    FC(msg_job_t, args, 'b', 0, 300), FC(msg_job_t, queue, 's', 1, QJ_MAX_QUEUE_NAME),
+    FC(msg_job_t, pri, 'p', 0, 0), FC(msg_job_t, timeout_ms, '4', 0, 0), FC(msg_job_t, retries, '4', 0, 0),
+    FC(msg_job_t, backoff_ms, '4', 0, 0), FC(msg_job_t, at_us, '8', 0, 0), FC(msg_job_t, key, 's', 0, QJ_MAX_KEY),
+    FC(msg_job_t, parent, '8', 0, 0), FC(msg_job_t, t_submit, '8', 0, 0), FC(msg_job_t, detach, 'f', 0, 0),
+    FC(msg_job_t, progress, 'f', 0, 0),
+};
+static const fcase_t s_jobs_fields[] = {
+    FC(msg_job_t, id, '8', 0, 0), FC(msg_job_t, task, 's', 1, QJ_MAX_TASK_NAME),
+    FC(msg_job_t, args, 'b', 0, 300), FC(msg_job_t, queue, 's', 1, QJ_MAX_QUEUE_NAME),
+    FC(msg_job_t, attempt, '4', 0, 0), FC(msg_job_t, timeout_ms, '4', 0, 0), FC(msg_job_t, parent, '8', 0, 0),
+    FC(msg_job_t, t_submit, '8', 0, 0),
+};
+static const fcase_t s_result_fields[] = {
+    FC(msg_result_t, id, '8', 0, 0), FC(msg_result_t, ref, '8', 0, 0), FC(msg_result_t, st, '1', 0, 0),
+    FC(msg_result_t, value, 'b', 0, 300), FC(msg_result_t, error, 's', 0, QJ_MAX_ERROR),
+    FC(msg_result_t, worker, 's', 0, QJ_MAX_NAME), FC(msg_result_t, attempts, '4', 0, 0),
+    FC(msg_result_t, t, 't', 0, 0),
+};
+
+/* Set field f of the struct at base to its variant v (the uints at every
+ * edge of the msgpack encodings, the lengths around the encoder's in-place
+ * size and the str/bin headers, within the field's limits).  Returns false
+ * when f has no variant v. */
+static bool fcase_set(const fcase_t *f, char *base, unsigned v)
+{
+    static const uint64_t u[] = {1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0xffffffffu, 0x100000000ull,
+                                 UINT64_MAX};
+    static const uint32_t len[] = {0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 40, 41, 42, 47, 48, 49, 63, 64, 65,
+                                   127, 128, 255, 256, 300};
+    static const int32_t pri[] = {1, -1, -32, -33, 127, -128};
+    static char text[300 + 7];   /* and the offsets below */
+    if (!text[0]) memset(text, 'z', sizeof text);
+    void *p = base + f->off;
+    switch (f->type) {
+    case '1': if (v >= 5) return false; *(uint8_t *)p = (uint8_t)u[v]; return true;
+    case '4': if (v >= 8) return false; *(uint32_t *)p = (uint32_t)u[v]; return true;
+    case '8': if (v >= 10) return false; *(uint64_t *)p = u[v]; return true;
+    case 'p': if (v >= 6) return false; *(int32_t *)p = pri[v]; return true;
+    case 'f': if (v >= 1) return false; *(bool *)p = true; return true;
+    case 't': {
+        if (v >= 10) return false;
+        msg_times_t *t = p;
+        *t = (msg_times_t){u[v], 0, u[9 - v], 0, u[v / 2]};
+        return true;
+    }
+    default:
+        for (; v < sizeof len / sizeof len[0]; v += 100) {
+            if (len[v] < f->lo || len[v] > f->hi) return false;
+            *(msg_bytes_t *)p = (msg_bytes_t){text + v % 7, len[v]};
+            return true;
+        }
+        return false;
+    }
+}
+
+/* Every field of the hot items at each of its variants, set on every item
+ * or every other one, in batches of 1, 2 and 64: the encoder writes what
+ * msgpack-c's packer writes, the decoder gives the message back, and
+ * encoding that again gives the same bytes. */
+static void test_hot_items_field_by_field(void **state)
+{
+    (void)state;
+    static const struct {
+        uint8_t cmd;
+        const fcase_t *fields;
+        size_t nfields, size;
+    } shapes[] = {
+        {MSG_SUBMIT, s_submit_fields, sizeof s_submit_fields / sizeof s_submit_fields[0], sizeof(msg_job_t)},
+        {MSG_JOBS, s_jobs_fields, sizeof s_jobs_fields / sizeof s_jobs_fields[0], sizeof(msg_job_t)},
+        {MSG_RESULTS, s_result_fields, sizeof s_result_fields / sizeof s_result_fields[0], sizeof(msg_result_t)},
+    };
+    static msg_job_t jobs[64];
+    static msg_result_t results[64];
+    msgpack_sbuffer want, again;
+    msgpack_sbuffer_init(&want);
+    msgpack_sbuffer_init(&again);
+    unsigned cases = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        uint8_t cmd = shapes[s].cmd;
+        char *items = cmd == MSG_RESULTS ? (char *)results : (char *)jobs;
+        for (size_t k = 0; k < shapes[s].nfields; k++) {
+            const fcase_t *f = &shapes[s].fields[k];
+            for (unsigned v = 0;; v++) {
+                bool any = false;
+                for (uint32_t n = 1; n <= 64; n = n == 2 ? 64 : n + 1) {
+                    for (uint32_t i = 0; i < n; i++) {
+                        char *it = items + i * shapes[s].size;
+                        memset(it, 0, shapes[s].size);
+                        if (cmd == MSG_RESULTS) ((msg_result_t *)it)->id = 1 + i;
+                        else ((msg_job_t *)it)->task = B("noop");
+                        if (cmd == MSG_JOBS) ((msg_job_t *)it)->attempt = 1;
+                        if ((n < 64 || i % 2 == 0) && fcase_set(f, it, v)) any = true;
+                    }
+                    if (!any) break;
+                    msg_t m = {.cmd = cmd, .jobs = jobs, .njobs = n, .results = results, .nresults = n}, out;
+                    if (cmd == MSG_RESULTS) m.jobs = NULL, m.njobs = 0;
+                    else m.results = NULL, m.nresults = 0;
+                    enc_ok(&m);
+                    msgpack_packer pk;
+                    want.size = 0;
+                    msgpack_sbuffer_write(&want, s_sb.data, MSG_HEADER_LEN);
+                    msgpack_packer_init(&pk, &want, msgpack_sbuffer_write);
+                    msgpack_pack_map(&pk, 1);
+                    ref_key(&pk, cmd == MSG_RESULTS ? "results" : "jobs");
+                    msgpack_pack_array(&pk, n);
+                    for (uint32_t i = 0; i < n; i++) ref_item(&pk, cmd, items + i * shapes[s].size);
+                    if (want.size != s_sb.size || memcmp(want.data, s_sb.data, want.size) != 0)
+                        fail_msg("%s, %s variant %u, %u items: not the packer's bytes", msg_cmd_name(cmd),
+                                 f->name, v, n);
+                    if (dec(s_sb.data, s_sb.size, &out) != QJ_E_OK)
+                        fail_msg("%s, %s variant %u: %s", msg_cmd_name(cmd), f->name, v, E);
+                    if (cmd == MSG_JOBS)   /* absent q goes out as "default" */
+                        for (uint32_t i = 0; i < n; i++)
+                            if (!jobs[i].queue.ptr) jobs[i].queue = B("default");
+                    msg_eq(&m, &out);
+                    assert_int_equal(msg_encode(&again, &out, E, sizeof E), 0);
+                    assert_int_equal(again.size, s_sb.size);
+                    assert_memory_equal(again.data, s_sb.data, s_sb.size);
+                    cases++;
+                }
+                if (!any) break;
+            }
+        }
+    }
+    assert_true(cases > 300);
+    msgpack_sbuffer_destroy(&want);
+    msgpack_sbuffer_destroy(&again);
+}
+
+/* 64 results, each packed by hand in its own way: keys in another order,
+ * an unknown key, nil for an absent key, non-minimal encodings.  The fast
+ * path meets each, leaves what it does not take to the generic walk, and
+ * every item decodes to the same result. */
+static void test_hot_items_in_any_form(void **state)
+{
+    (void)state;
+    msgpack_packer pk;
+    s_hand.size = 0;
+    const char hdr[4] = {'Q', 'J', 1, MSG_RESULTS};
+    msgpack_sbuffer_write(&s_hand, hdr, 4);
+    msgpack_packer_init(&pk, &s_hand, msgpack_sbuffer_write);
+    pack(&pk, "m2 s u s a64", "credit", 9ull, "results");
+    for (uint32_t i = 0; i < 64; i++) {
+        uint64_t id = 1000 + i;
+        switch (i % 8) {
+        case 0: pack(&pk, "m4 s u s u s s s u", "id", id, "st", 1ull, "wk", "w", "att", 2ull); break;
+        case 1: pack(&pk, "m4 s u s s s u s u", "att", 2ull, "wk", "w", "st", 1ull, "id", id); break;
+        case 2: pack(&pk, "m5 s u s a1 u s u s s s u", "id", id, "zz", 7ull, "st", 1ull, "wk", "w", "att", 2ull); break;
+        case 3: pack(&pk, "m5 s u s n s u s s s u", "id", id, "err", "st", 1ull, "wk", "w", "att", 2ull); break;
+        case 4: pack(&pk, "m4 s u s s s u s u", "st", 1ull, "wk", "w", "att", 2ull, "id", id); break;
+        case 5: {
+            pack(&pk, "m4 s", "id");
+            const char wide_id[9] = {(char)0xcf, 0, 0, 0, 0, 0, 0, (char)(id >> 8), (char)id};
+            msgpack_sbuffer_write(&s_hand, wide_id, sizeof wide_id);
+            pack(&pk, "s u s", "st", 1ull, "wk");
+            msgpack_sbuffer_write(&s_hand, "\xda\x00\x01w", 4);   /* str 16 */
+            pack(&pk, "s i", "att", 2ll);   /* a signed encoding of 2 */
+            break;
+        }
+        case 6: pack(&pk, "m4 s u s u s s s u", "id", id, "st", 1ull, "wk", "w", "att", 2ull); break;
+        default: pack(&pk, "m5 s u s u s s s u s a2 u u", "id", id, "st", 1ull, "wk", "w", "att", 2ull,
+                      "zzz", 1ull, 2ull); break;
+        }
+    }
+    msg_t out;
+    if (dec(s_hand.data, s_hand.size, &out) != QJ_E_OK) fail_msg("%s", E);
+    assert_int_equal(out.nresults, 64);
+    assert_int_equal(out.credit, 9);
+    for (uint32_t i = 0; i < 64; i++) {
+        msg_result_t want = {.id = 1000 + i, .st = 1, .worker = B("w"), .attempts = 2};
+        result_eq(&want, &out.results[i]);
+    }
+}
+
+/* Build a batch of 64 items of cmd where item 37 is packed from bad37 (a
+ * hand() format and its arguments) and the others from good; returns the
+ * decode's result. */
+static msg_err_t batch_with_bad_item(uint8_t cmd, const char *good, const char *bad37, ...)
+{
+    msgpack_packer pk;
+    s_hand.size = 0;
+    const char hdr[4] = {'Q', 'J', 1, (char)cmd};
+    msgpack_sbuffer_write(&s_hand, hdr, 4);
+    msgpack_packer_init(&pk, &s_hand, msgpack_sbuffer_write);
+    pack(&pk, "m1 s a64", cmd == MSG_RESULTS ? "results" : cmd == MSG_ACCEPTED ? "acks" : "jobs");
+    for (uint32_t i = 0; i < 64; i++) {
+        if (i != 37) {
+            switch (cmd) {
+            case MSG_SUBMIT: pack(&pk, good, "ref", (unsigned long long)i, "task", "t", "ts", 5ull); break;
+            case MSG_JOBS: pack(&pk, good, "id", 1ull + i, "task", "t", "q", "q", "attempt", 1ull); break;
+            case MSG_RESULTS: pack(&pk, good, "id", 1ull + i, "st", 0ull, "wk", "w"); break;
+            default: pack(&pk, good, (unsigned long long)i, 1ull + i); break;
+            }
+            continue;
+        }
+        va_list ap;
+        va_start(ap, bad37);
+        vpack(&pk, bad37, ap);
+        va_end(ap);
+    }
+    msg_t out;
+    return dec(s_hand.data, s_hand.size, &out);
+}
+
+/* A fault deep in a batch, met once the fast path knows the items' keys:
+ * the same code and message as anywhere else. */
+static void test_hot_items_refused_the_same(void **state)
+{
+    (void)state;
+    const char *job = "m3 s u s s s u";
+    assert_int_equal(batch_with_bad_item(MSG_SUBMIT, job, "m4 s u s s s s s u", "ref", 1ull, "task", "t",
+                                         "task", "u", "ts", 5ull),
+                     QJ_E_BODY);
+    assert_string_equal(E, "job 37: key 'task' appears twice");
+    assert_int_equal(batch_with_bad_item(MSG_SUBMIT, job, "m2 s s s u", "task", "t", "ts", 5ull), QJ_E_BODY);
+    assert_string_equal(E, "job 37: key 'ref' is required");
+    assert_int_equal(batch_with_bad_item(MSG_SUBMIT, job, "m3 s u s S s u", "ref", 1ull, "task", (size_t)129,
+                                         "ts", 5ull),
+                     QJ_E_LIMIT);
+    assert_string_equal(E, "job 37: key 'task' must be a string of 1-128 bytes (got 129 bytes)");
+    assert_int_equal(batch_with_bad_item(MSG_SUBMIT, job, "m3 s u s s s i", "ref", 1ull, "task", "t", "ts", -1ll),
+                     QJ_E_BODY);
+    assert_string_equal(E, "job 37: key 'ts' must be an unsigned integer of at most 18446744073709551615 (got -1)");
+    assert_int_equal(batch_with_bad_item(MSG_SUBMIT, job, "m4 s u s s s u s i", "ref", 1ull, "task", "t", "ts",
+                                         5ull, "pri", 128ll),
+                     QJ_E_LIMIT);
+    assert_string_equal(E, "job 37: key 'pri' must be an integer from -128 to 127 (got 128)");
+    const char *jobs = "m4 s u s s s s s u";
+    assert_int_equal(batch_with_bad_item(MSG_JOBS, jobs, "m4 s u s s s s s s", "id", 1ull, "task", "t", "q", "q",
+                                         "attempt", "1"),
+                     QJ_E_BODY);
+    assert_string_equal(E, "job 37: key 'attempt' must be an unsigned integer of at most 4294967295 "
+                           "(got a string of 1 bytes)");
+    assert_int_equal(batch_with_bad_item(MSG_JOBS, jobs, "m4 s u s s s s s u", "id", 1ull, "task", "t", "q", "",
+                                         "attempt", 1ull),
+                     QJ_E_LIMIT);
+    assert_string_equal(E, "job 37: key 'q' must be a string of 1-64 bytes (got 0 bytes)");
+    const char *res = "m3 s u s u s s";
+    assert_int_equal(batch_with_bad_item(MSG_RESULTS, res, "m1 s s", "wk", "w"), QJ_E_BODY);
+    assert_string_equal(E, "result 37: key 'id' is required");   /* the first of two missing */
+    assert_int_equal(batch_with_bad_item(MSG_RESULTS, res, "m3 s u s u s s", "id", 1ull, "st", 256ull, "wk", "w"),
+                     QJ_E_BODY);
+    assert_string_equal(E, "result 37: key 'st' must be an unsigned integer of at most 255 (got 256)");
+    assert_int_equal(batch_with_bad_item(MSG_RESULTS, res, "m3 s u s u s S", "id", 1ull, "st", 0ull, "wk",
+                                         (size_t)129),
+                     QJ_E_LIMIT);
+    assert_string_equal(E, "result 37: key 'wk' must be a string of at most 128 bytes (got 129 bytes)");
+    assert_int_equal(batch_with_bad_item(MSG_RESULTS, res, "m3 s u s u s a4 u u u u", "id", 1ull, "st", 0ull, "t",
+                                         1ull, 2ull, 3ull, 4ull),
+                     QJ_E_BODY);
+    assert_string_equal(E, "result 37: key 't' must be [submitted, queued, dispatched, started, finished] "
+                           "(got an array of 4)");
+    assert_int_equal(batch_with_bad_item(MSG_RESULTS, res, "a0"), QJ_E_BODY);
+    assert_string_equal(E, "result 37: must be a map (got an array of 0)");
+    /* ACCEPTED: [ref, id] by the fast path, anything else by the generic walk. */
+    const char *ack = "a2 u u";
+    assert_int_equal(batch_with_bad_item(MSG_ACCEPTED, ack, "a4 u u u s", 5ull, 0ull, 10ull, "full"), QJ_E_OK);
+    assert_int_equal(batch_with_bad_item(MSG_ACCEPTED, ack, "a3 u u u", 5ull, 6ull, 0ull), QJ_E_OK);
+    assert_int_equal(batch_with_bad_item(MSG_ACCEPTED, ack, "a2 u u", 5ull, 0ull), QJ_E_BODY);
+    assert_string_equal(E, "accepted: key 'acks' item 37 has neither an id nor an error code");
+    assert_int_equal(batch_with_bad_item(MSG_ACCEPTED, ack, "a1 u", 5ull), QJ_E_BODY);
+    assert_string_equal(E, "accepted: key 'acks' item 37 must be [ref, id] or [ref, 0, code, text] "
+                           "(got an array of 1)");
+    assert_int_equal(batch_with_bad_item(MSG_ACCEPTED, ack, "a2 u i", 5ull, -6ll), QJ_E_BODY);
+    assert_string_equal(E, "accepted: key 'acks' item 37 must be an unsigned integer of at most "
+                           "18446744073709551615 (got -6)");
+}
+
+/* ACCEPTED items of every form decode to what was sent; the ones taken by
+ * the fast path carry no text. */
+static void test_acks_every_form(void **state)
+{
+    (void)state;
+    msg_t out;
+    assert_int_equal(hand(MSG_ACCEPTED, &out, "m1 s a6 a2 u u a4 u u u s a2 u u a3 u u u a5 u u u s u a4 u u u n",
+                          "acks", 1ull, 11ull, 2ull, 0ull, 10ull, "full", 3ull, UINT64_MAX, 4ull, 14ull, 0ull,
+                          5ull, 0ull, 6ull, "limit", 99ull, 6ull, 16ull, 12ull),
+                     QJ_E_OK);
+    msg_ack_t want[] = {{1, 11, 0, {NULL, 0}}, {2, 0, 10, B("full")}, {3, UINT64_MAX, 0, {NULL, 0}},
+                        {4, 14, 0, {NULL, 0}}, {5, 0, 6, B("limit")}, {6, 16, 12, {NULL, 0}}};
+    assert_int_equal(out.nacks, 6);
+    for (uint32_t i = 0; i < 6; i++) {
+        assert_int_equal(out.acks[i].ref, want[i].ref);
+        assert_int_equal(out.acks[i].id, want[i].id);
+        assert_int_equal(out.acks[i].code, want[i].code);
+        bytes_eq(out.acks[i].text, want[i].text, "ack text");
+    }
+}
+
 static void test_encoder_refuses_bad_values(void **state)
 {
     (void)state;
@@ -1141,6 +1517,10 @@ int main(void)
         cmocka_unit_test(test_error_names_the_job),
         cmocka_unit_test(test_limits_at_and_over),
         cmocka_unit_test(test_batch_limits),
+        cmocka_unit_test(test_hot_items_field_by_field),
+        cmocka_unit_test(test_hot_items_in_any_form),
+        cmocka_unit_test(test_hot_items_refused_the_same),
+        cmocka_unit_test(test_acks_every_form),
         cmocka_unit_test(test_encoder_refuses_bad_values),
         cmocka_unit_test(test_status_st_only_when_done),
         cmocka_unit_test(test_reader_reuse),
