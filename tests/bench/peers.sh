@@ -173,8 +173,9 @@ peer_run() {
 qjob_run() {   # PYTHON_EXPR ARGS...
     local expr=$1; shift
     local json
+    # One qjob run per round, as for the peers (--runs gives the medians).
     # shellcheck disable=SC2086
-    json=$(TMPDIR=$TMP timeout "$RUN_TIMEOUT" "$QCLIENT" bench "$@" --json \
+    json=$(TMPDIR=$TMP timeout "$RUN_TIMEOUT" "$QCLIENT" bench "$@" --repeat 1 --json \
         --timeout "$RUN_TIMEOUT" $QJOB_ARGS) || die "qclient bench $* failed"
     OUT=$(echo "$json" | "$PY" -c "import json, sys
 doc = json.load(sys.stdin)
