@@ -72,55 +72,42 @@ static inline uint64_t s_load64(const uint8_t *p)
     return v;
 }
 
+/* The CPU's CRC-32C instruction, on 8 bytes and on 1. */
 #ifdef JREC_CRC_SSE42
-__attribute__((target("sse4.2")))
-static uint32_t s_crc_by_insn(uint32_t crc, const uint8_t *p, size_t len)
-{
-    uint64_t c = ~crc;
-    for (; len >= 3 * CRC_LANE; p += 3 * CRC_LANE, len -= 3 * CRC_LANE) {
-        uint64_t b = 0, d = 0;
-        for (size_t i = 0; i < CRC_LANE; i += 8) {
-            c = _mm_crc32_u64(c, s_load64(p + i));
-            b = _mm_crc32_u64(b, s_load64(p + CRC_LANE + i));
-            d = _mm_crc32_u64(d, s_load64(p + 2 * CRC_LANE + i));
-        }
-        c = s_crc_zero_lane(s_crc_zero_lane((uint32_t)c) ^ (uint32_t)b) ^ (uint32_t)d;
-    }
-    while (len >= 8) {
-        c = _mm_crc32_u64(c, s_load64(p));
-        p += 8;
-        len -= 8;
-    }
-    uint32_t c32 = (uint32_t)c;
-    while (len--)
-        c32 = _mm_crc32_u8(c32, *p++);
-    return ~c32;
-}
+#define CRC_TARGET __attribute__((target("sse4.2")))
+#define CRC_STEP64(c, v) ((uint32_t)_mm_crc32_u64((c), (v)))
+#define CRC_STEP8(c, b) _mm_crc32_u8((c), (b))
 #define CRC_ENGINE "sse4.2"
 #elif defined(JREC_CRC_ARMV8)
-__attribute__((target("+crc")))
+#define CRC_TARGET __attribute__((target("+crc")))
+#define CRC_STEP64(c, v) __crc32cd((c), (v))
+#define CRC_STEP8(c, b) __crc32cb((c), (b))
+#define CRC_ENGINE "armv8-crc"
+#endif
+
+#ifdef CRC_TARGET
+CRC_TARGET
 static uint32_t s_crc_by_insn(uint32_t crc, const uint8_t *p, size_t len)
 {
     crc = ~crc;
     for (; len >= 3 * CRC_LANE; p += 3 * CRC_LANE, len -= 3 * CRC_LANE) {
         uint32_t b = 0, d = 0;
         for (size_t i = 0; i < CRC_LANE; i += 8) {
-            crc = __crc32cd(crc, s_load64(p + i));
-            b = __crc32cd(b, s_load64(p + CRC_LANE + i));
-            d = __crc32cd(d, s_load64(p + 2 * CRC_LANE + i));
+            crc = CRC_STEP64(crc, s_load64(p + i));
+            b = CRC_STEP64(b, s_load64(p + CRC_LANE + i));
+            d = CRC_STEP64(d, s_load64(p + 2 * CRC_LANE + i));
         }
         crc = s_crc_zero_lane(s_crc_zero_lane(crc) ^ b) ^ d;
     }
     while (len >= 8) {
-        crc = __crc32cd(crc, s_load64(p));
+        crc = CRC_STEP64(crc, s_load64(p));
         p += 8;
         len -= 8;
     }
     while (len--)
-        crc = __crc32cb(crc, *p++);
+        crc = CRC_STEP8(crc, *p++);
     return ~crc;
 }
-#define CRC_ENGINE "armv8-crc"
 #endif
 
 static crc_fn s_crc = s_crc_by_table;

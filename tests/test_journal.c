@@ -249,6 +249,26 @@ static void s_replay_quietly(void *arg)
     journal_destroy(&j);
 }
 
+/* XOR the byte at offset at of a file with mask. */
+static void s_flip(const char *name, off_t at, uint8_t mask)
+{
+    int fd = open(s_path(name), O_RDWR);
+    uint8_t byte;
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    byte ^= mask;
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+}
+
+/* The replay's report names the damaged job record at offset at. */
+static void s_reported_at(const char *text, size_t at)
+{
+    char where[128];
+    snprintf(where, sizeof where, "journal.000001 offset %zu: damaged job record", at);
+    if (!strstr(text, where))
+        fail_msg("the report does not say '%s':\n%s", where, text);
+}
+
 static void test_corrupt_middle_record_reported_and_skipped(void **state)
 {
     (void)state;
@@ -266,12 +286,7 @@ static void test_corrupt_middle_record_reported_and_skipped(void **state)
     jrec_t first = s_job_alone(1, "t");
     size_t rec = jrec_size(&first);
     size_t at = JOURNAL_HEADER_LEN + 2 * rec;
-    int fd = open(s_path("journal.000001"), O_RDWR);
-    uint8_t byte;
-    assert_int_equal(pread(fd, &byte, 1, (off_t)(at + JREC_HEADER_LEN + 9)), 1);
-    byte ^= 0x10;
-    assert_int_equal(pwrite(fd, &byte, 1, (off_t)(at + JREC_HEADER_LEN + 9)), 1);
-    close(fd);
+    s_flip("journal.000001", (off_t)(at + JREC_HEADER_LEN + 9), 0x10);
 
     replay_run_t run;
     char *text = s_capture_stderr(s_replay_quietly, &run);
@@ -281,10 +296,7 @@ static void test_corrupt_middle_record_reported_and_skipped(void **state)
         assert_int_equal(run.seen.id[i], want[i]);
     assert_int_equal(run.rep.damaged, 1);
     assert_int_equal(run.rep.cut, 0);
-    char where[128];
-    snprintf(where, sizeof where, "journal.000001 offset %zu: damaged job record", at);
-    if (!strstr(text, where))
-        fail_msg("the report does not say '%s':\n%s", where, text);
+    s_reported_at(text, at);
     assert_non_null(strstr(text, "checksum mismatch"));
     free(text);
 }
@@ -399,13 +411,7 @@ static void test_damaged_group_loses_its_items_only(void **state)
     recs_t recs = s_records("journal.000001");
     assert_int_equal(recs.n, 3);
     /* One byte of the second record's last job. */
-    int fd = open(s_path("journal.000001"), O_RDWR);
-    uint8_t byte;
-    off_t at = (off_t)(recs.off[1] + JREC_HEADER_LEN + recs.len[1] - 2);
-    assert_int_equal(pread(fd, &byte, 1, at), 1);
-    byte ^= 0x01;
-    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
-    close(fd);
+    s_flip("journal.000001", (off_t)(recs.off[1] + JREC_HEADER_LEN + recs.len[1] - 2), 0x01);
     replay_run_t run;
     char *text = s_capture_stderr(s_replay_quietly, &run);
     assert_int_equal(run.seen.n, 8);
@@ -413,10 +419,7 @@ static void test_damaged_group_loses_its_items_only(void **state)
     for (int i = 0; i < 8; i++)
         assert_int_equal(run.seen.id[i], want[i]);
     assert_int_equal(run.rep.damaged, 1);
-    char where[128];
-    snprintf(where, sizeof where, "journal.000001 offset %zu: damaged job record", recs.off[1]);
-    if (!strstr(text, where))
-        fail_msg("the report does not say '%s':\n%s", where, text);
+    s_reported_at(text, recs.off[1]);
     free(text);
 }
 
