@@ -298,15 +298,19 @@ static bool s_has_room(const wjobs_t *s)
            s->turn_starts < (size_t)TURN_ROUNDS * s->o.coros;
 }
 
+/* Would a result waiting have waited WJOBS_HOLD_US (wjobs.h, top) if one
+ * more job ran first, by the jobs' recent length? */
+static bool s_hold_over(wjobs_t *s)
+{
+    return s->done.head &&
+           (double)(s_now_us(s) - s->done_since) + s->job_us >= WJOBS_HOLD_US;
+}
+
 /* May a job start now, from a runner whose job just ended?  If there is
- * room and no result waiting would then wait WJOBS_HOLD_US (wjobs.h,
- * top): else the host flushes first. */
+ * room and the results waiting can wait: else the host flushes first. */
 static bool s_may_start(wjobs_t *s)
 {
-    if (!s_has_room(s))
-        return false;
-    return !s->done.head ||
-           (double)(s_now_us(s) - s->done_since) + s->job_us < WJOBS_HOLD_US;
+    return s_has_room(s) && !s_hold_over(s);
 }
 
 /* A coroutine that runs jobs: one job at a time; when one ends and nothing
@@ -595,8 +599,7 @@ void wjobs_run(wjobs_t *s)
         s_start(s);
         if (sched_run(s->sched) == 0)
             break;
-        if (s->done.head &&
-            (double)(s_now_us(s) - s->done_since) + s->job_us >= WJOBS_HOLD_US)
+        if (s_hold_over(s))
             break;
         if (sched_timeout_ms(s->sched) == 0 && !(s->waiting.head && s->active < s->o.coros))
             break;
@@ -661,6 +664,19 @@ static size_t s_fill_results(wjobs_t *s)
                   err ? err : "");
     }
     return n;
+}
+
+/* Would the held results still be in time if another job ran first?  Only
+ * while one can start now: an idle worker has nothing to wait for. */
+static bool s_holding(wjobs_t *s)
+{
+    return s->done.head && s->waiting.head && s->active < s->o.coros && !s_hold_over(s);
+}
+
+void wjobs_flush_due(wjobs_t *s, wjobs_send_fn send, void *arg)
+{
+    if (!s_holding(s))
+        wjobs_flush(s, send, arg);
 }
 
 void wjobs_flush(wjobs_t *s, wjobs_send_fn send, void *arg)

@@ -400,7 +400,7 @@ int wproc_run(wproc_t *w)
                   w->o.coros, w->o.prefetch, w->o.stack_size >> 10);
     while (!w->quit) {
         wjobs_run(w->jobs);
-        wjobs_flush(w->jobs, s_send, w);
+        wjobs_flush_due(w->jobs, s_send, w);
         if (w->draining && wjobs_held(w->jobs) == 0)
             break;
         long t = s_timers(w);

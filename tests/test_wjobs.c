@@ -25,7 +25,7 @@ typedef struct seen {
     long credit;                 /* simulated broker's credit for us */
     uint64_t next_id;
     int results_msgs, credit_msgs, progress_msgs;
-    int nresults;
+    int nresults;                /* all seen; the first MAX_SEEN kept below */
     uint64_t ids[MAX_SEEN];
     int st[MAX_SEEN];
     char err[MAX_SEEN][200];
@@ -44,15 +44,16 @@ static int s_send(void *arg, const msg_t *m)
     switch (m->cmd) {
     case MSG_RESULTS:
         s->results_msgs++;
-        for (uint32_t i = 0; i < m->nresults && s->nresults < MAX_SEEN; i++) {
+        for (uint32_t i = 0; i < m->nresults; i++, s->nresults++) {
             const msg_result_t *r = &m->results[i];
-            s->ids[s->nresults] = r->id;
-            s->st[s->nresults] = r->st;
             assert_int_equal(r->worker.len, 5);
             assert_true(r->t.started > 0 && r->t.finished >= r->t.started);
+            if (s->nresults >= MAX_SEEN)
+                continue;   /* counted, not kept */
+            s->ids[s->nresults] = r->id;
+            s->st[s->nresults] = r->st;
             snprintf(s->err[s->nresults], sizeof s->err[0], "%.*s", (int)r->error.len,
                      r->error.ptr ? r->error.ptr : "");
-            s->nresults++;
         }
         s->credit += m->credit;
         break;
@@ -88,10 +89,11 @@ static uint64_t s_dispatch(seen_t *s, const char *task, uint32_t timeout_ms)
     return mj.id;
 }
 
+/* One turn of the host's loop (wproc.c). */
 static void s_turn(seen_t *s)
 {
     wjobs_run(g_set);
-    wjobs_flush(g_set, s_send, s);
+    wjobs_flush_due(g_set, s_send, s);
 }
 
 /* wjobs.h: broker's credit + jobs held = coros + prefetch + jobs lent. */
@@ -141,7 +143,7 @@ static uint64_t s_clock(void *arg)
     return g_now_us;
 }
 
-/* Jobs that last 1 µs, 200 µs and 5 ms. */
+/* Jobs that last 1 µs, 800 µs and 5 ms. */
 static int t_us1(qj_ctx *ctx)
 {
     (void)ctx;
@@ -149,10 +151,10 @@ static int t_us1(qj_ctx *ctx)
     return 0;
 }
 
-static int t_us200(qj_ctx *ctx)
+static int t_us800(qj_ctx *ctx)
 {
     (void)ctx;
-    g_now_us += 200;
+    g_now_us += 800;
     return 0;
 }
 
@@ -207,7 +209,7 @@ static int s_setup(void **state)
     if (!g_reg || builtin_register(g_reg) != 0 || qj_register(g_reg, "wait", t_wait, NULL) ||
         qj_register(g_reg, "sleepy", t_sleepy, NULL) || qj_register(g_reg, "prog", t_prog, NULL) ||
         qj_register(g_reg, "current", t_current, NULL) || qj_register(g_reg, "us1", t_us1, NULL) ||
-        qj_register(g_reg, "us200", t_us200, NULL) || qj_register(g_reg, "ms5", t_ms5, NULL) ||
+        qj_register(g_reg, "us800", t_us800, NULL) || qj_register(g_reg, "ms5", t_ms5, NULL) ||
         qj_register(g_reg, "watched", t_watched, NULL))
         return -1;
     return 0;
@@ -252,7 +254,7 @@ static void test_unknown_task(void **state)
     assert_int_equal(s.nresults, 1);
     assert_int_equal(s.st[0], MSG_ST_ERROR);
     assert_string_equal(s.err[0], "unknown task 'nosuch' (this worker has: current, echo, fail, "
-                                  "ms5, noop, pi, pi_split, prog, sleep, sleepy, us1, us200, wait, "
+                                  "ms5, noop, pi, pi_split, prog, sleep, sleepy, us1, us800, wait, "
                                   "watched)");
     s_check_invariant(&s, 1, 0);
     wjobs_destroy(&g_set);
@@ -427,9 +429,9 @@ static void test_long_turn_sends_results_as_it_goes(void **state)
     seen_t s;
     s_new_set(1, 8, &s);
     for (int i = 0; i < 6; i++)
-        s_dispatch(&s, "us200", 0);
-    /* Waited 0 + 200, 200 + 200 after the first two; a third would make
-     * the first wait 600 us. */
+        s_dispatch(&s, "us800", 0);
+    /* Waited 0 + 800, 800 + 800 after the first two; a third would make
+     * the first wait 2400 us. */
     wjobs_run(g_set);
     assert_int_equal(wjobs_timers(g_set, clock_mono_ms()), 0);   /* jobs can start now */
     wjobs_flush(g_set, s_send, &s);
@@ -451,6 +453,43 @@ static void test_long_turn_sends_results_as_it_goes(void **state)
     s_turn(&s);
     assert_int_equal(s.nresults, 2);
     assert_int_equal(s.results_msgs, 2);
+    wjobs_destroy(&g_set);
+}
+
+/* Results wait across turns while a job can start, and leave when the
+ * process runs out of jobs to start, or when one more job would make them
+ * wait WJOBS_HOLD_US (here: the host's poll took that long). */
+static void test_results_wait_for_company(void **state)
+{
+    (void)state;
+    seen_t s;
+    s_new_set(1, 300, &s);
+    for (int i = 0; i < 200; i++)
+        s_dispatch(&s, "us1", 0);
+    s_turn(&s);
+    assert_int_equal(wjobs_held(g_set), 200 - 64);   /* a turn starts 64 per slot */
+    assert_int_equal(wjobs_timers(g_set, clock_mono_ms()), 0);
+    assert_int_equal(s.results_msgs, 0);
+    s_turn(&s);
+    s_turn(&s);
+    assert_int_equal(s.results_msgs, 0);
+    s_turn(&s);   /* the last 8, and then nothing to start */
+    assert_int_equal(s.results_msgs, 1);
+    assert_int_equal(s.nresults, 200);
+    s_check_invariant(&s, 1 + 300, 0);
+
+    for (int i = 0; i < 100; i++)
+        s_dispatch(&s, "us1", 0);
+    s_turn(&s);
+    assert_int_equal(s.results_msgs, 1);
+    g_now_us += WJOBS_HOLD_US;
+    s_turn(&s);
+    assert_int_equal(s.results_msgs, 2);
+    assert_int_equal(s.nresults, 200 + 65);   /* the one that ran before the clock was read */
+    s_turn(&s);
+    assert_int_equal(s.results_msgs, 3);
+    assert_int_equal(s.nresults, 300);
+    s_check_invariant(&s, 1 + 300, 0);
     wjobs_destroy(&g_set);
 }
 
@@ -558,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_current),
         cmocka_unit_test(test_hello_and_drain),
         cmocka_unit_test(test_long_turn_sends_results_as_it_goes),
+        cmocka_unit_test(test_results_wait_for_company),
         cmocka_unit_test(test_adaptive_prefetch),
         cmocka_unit_test(test_max_jobs_caps_credit),
         cmocka_unit_test(test_watch_follows_the_running_job),
