@@ -235,44 +235,59 @@ static int s_stream_runs(const bench_cfg_t *cfg, bench_env_t *env, meas_t *m,
 
 typedef struct split_row {
     uint64_t n, size;
+    bench_runs_t *runs;       /* one per round */
     bench_summary_t t;        /* wall time of the runs */
+    bench_summary_t vs_ref;   /* time over the reference n's, round by round */
     double client_us;         /* median CPU per job of qclient */
     double broker_us;         /* and of the broker (NAN unless this run started it) */
 } split_row_t;
 
+/* One run of row's jobs, all submitted at once. */
+static int s_split_run(const bench_cfg_t *cfg, bench_env_t *env, meas_t *m, split_row_t *row,
+                       const char *what, char *err, size_t errlen)
+{
+    m->args.size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &m->args, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "samples", 7);
+    msgpack_pack_uint64(&pk, row->size);
+    bench_stream_t s = {"pi", m->args.data, m->args.size, row->n, row->n, row->n,
+                        s_timeout_ms(cfg)};
+    bench_run_t run;
+    bench_bar_begin(&env->bar, what, row->n);
+    double cpu0 = s_proc_cpu(env->broker_proc);
+    int brc = bench_load_stream(m->c, &s, &env->bar, &run, err, errlen);
+    if (brc != BENCH_OK)
+        return s_code(brc);
+    if (row->runs)
+        bench_runs_stream(row->runs, &run, s_proc_cpu(env->broker_proc) - cpu0);
+    return CLI_OK;
+}
+
+/* R rounds, each running every n once in turn: a host whose speed drifts
+ * (as a shared VM's does by tens of percent within seconds) then touches
+ * every n alike, and the ratio of two n's within a round cancels it. */
 static int s_split_runs(const bench_cfg_t *cfg, bench_env_t *env, meas_t *m,
-                        split_row_t *rows, int nrows, char *err, size_t errlen)
+                        split_row_t *rows, int nrows, int ref, char *err, size_t errlen)
 {
     char what[MODE_LINE];
-    int rc = CLI_OK;
-    for (int i = 0; i < nrows && rc == CLI_OK; i++) {
-        m->args.size = 0;
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &m->args, msgpack_sbuffer_write);
-        msgpack_pack_map(&pk, 1);
-        msgpack_pack_str_with_body(&pk, "samples", 7);
-        msgpack_pack_uint64(&pk, rows[i].size);
-        bench_stream_t s = {"pi", m->args.data, m->args.size, rows[i].n, rows[i].n, rows[i].n,
-                            s_timeout_ms(cfg)};
-        snprintf(what, sizeof what, "split n=%llu", (unsigned long long)rows[i].n);
-        if (i == 0) {
-            /* The first run is a warm-up, not timed. */
-            bench_run_t run;
-            bench_bar_begin(&env->bar, "split warm-up", rows[i].n);
-            int brc = bench_load_stream(m->c, &s, &env->bar, &run, err, errlen);
-            if (brc != BENCH_OK) {
-                rc = s_code(brc);
-                break;
-            }
+    split_row_t warm = rows[0];
+    warm.runs = NULL;
+    int rc = s_split_run(cfg, env, m, &warm, "split warm-up", err, errlen);
+    for (int r = 0; r < cfg->repeat && rc == CLI_OK; r++)
+        for (int i = 0; i < nrows && rc == CLI_OK; i++) {
+            snprintf(what, sizeof what, "split round %d/%d n=%llu", r + 1, cfg->repeat,
+                     (unsigned long long)rows[i].n);
+            rc = s_split_run(cfg, env, m, &rows[i], what, err, errlen);
         }
-        rc = s_stream_runs(cfg, env, m, &s, what, err, errlen);
-        if (rc == CLI_OK) {
-            bench_runs_summary(m->q, BENCH_FIG_SECS, &rows[i].t);
-            rows[i].client_us = bench_runs_median(m->q, BENCH_FIG_CPU);
-            rows[i].broker_us = bench_runs_median(m->q, BENCH_FIG_SRV);
-        }
-    }
     bench_bar_clear(&env->bar);
+    for (int i = 0; i < nrows && rc == CLI_OK; i++) {
+        bench_runs_summary(rows[i].runs, BENCH_FIG_SECS, &rows[i].t);
+        bench_runs_ratio(rows[i].runs, rows[ref].runs, BENCH_FIG_SECS, &rows[i].vs_ref);
+        rows[i].client_us = bench_runs_median(rows[i].runs, BENCH_FIG_CPU);
+        rows[i].broker_us = bench_runs_median(rows[i].runs, BENCH_FIG_SRV);
+    }
     return rc;
 }
 
@@ -324,13 +339,24 @@ static int s_split(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, c
                    size_t errlen)
 {
     split_row_t rows[MODE_MAX_CONFIGS];
-    int nrows = 0;
-    for (uint64_t n = cfg->min_n; n <= cfg->max_n && nrows < MODE_MAX_CONFIGS; n *= 2)
-        rows[nrows++] = (split_row_t){n, cfg->work / n > 0 ? cfg->work / n : 1, {0}, NAN, NAN};
+    int nrows = 0, ref = 0;
+    bool have_runs = true;
+    for (uint64_t n = cfg->min_n; n <= cfg->max_n && nrows < MODE_MAX_CONFIGS; n *= 2) {
+        /* The reference: the first n that keeps every slot busy. */
+        if (n <= (uint64_t)(env->slots > 0 ? env->slots : 1))
+            ref = nrows;
+        rows[nrows] = (split_row_t){.n = n, .size = cfg->work / n > 0 ? cfg->work / n : 1,
+                                    .runs = bench_runs_new(cfg->repeat)};
+        have_runs = have_runs && rows[nrows++].runs;
+    }
     meas_t m;
     int rc = s_meas_open(cfg, env, true, false, cfg->max_n, &m, err, errlen);
     if (rc == CLI_OK)
-        rc = s_split_runs(cfg, env, &m, rows, nrows, err, errlen);
+        rc = s_no_memory(have_runs, err, errlen);
+    if (rc == CLI_OK)
+        rc = s_split_runs(cfg, env, &m, rows, nrows, ref, err, errlen);
+    for (int i = 0; i < nrows; i++)
+        bench_runs_destroy(&rows[i].runs);
     double base = NAN;
     if (rc == CLI_OK && cfg->vs_baseline)
         rc = s_split_baseline(cfg, env, &m, &base, err, errlen);
@@ -358,6 +384,14 @@ static int s_split(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, c
     int cjps = s_col(t, "jobs_per_s", "jobs/s", 0);
     int ccpu = s_col(t, "client_cpu_us", "client cpu us/job", 2);
     int csrv = env->broker_proc ? s_col(t, "server_cpu_us", "broker cpu us/job", 2) : -1;
+    char ref_head[40];
+    snprintf(ref_head, sizeof ref_head, "vs n=%llu", (unsigned long long)rows[ref].n);
+    int cref = s_col(t, "vs_ref", ref_head, 2), cref_min = -1, cref_max = -1;
+    if (cfg->repeat > 1) {
+        cref_min = s_col(t, "vs_ref_min", "min", 2);
+        cref_max = s_col(t, "vs_ref_max", "max", 2);
+        bench_table_spread(t, cref, cref_min, cref_max);
+    }
     int cfit = s_col(t, "fit_s", "fit s", 4);
     for (int i = 0; i < nrows; i++) {
         int r = bench_table_row(t);
@@ -372,11 +406,21 @@ static int s_split(const bench_cfg_t *cfg, bench_env_t *env, bench_out_t *out, c
         bench_table_set(t, r, ccpu, rows[i].client_us);
         if (csrv >= 0)
             bench_table_set(t, r, csrv, rows[i].broker_us);
+        bench_table_set(t, r, cref, rows[i].vs_ref.median);
+        if (cref_min >= 0) {
+            bench_table_set(t, r, cref_min, rows[i].vs_ref.min);
+            bench_table_set(t, r, cref_max, rows[i].vs_ref.max);
+        }
         if (have_fit && rows[i].n >= cfg->fit_from)
             bench_table_set(t, r, cfit, fit.intercept + fit.slope * n);
     }
-    bench_table_note(t, "speed-up: median time at n = %llu over median time at n; %d runs each, "
-                     "%d worker slots", (unsigned long long)rows[0].n, cfg->repeat, env->slots);
+    bench_table_note(t, "speed-up: median time at n = %llu over median time at n; %d worker "
+                     "slots", (unsigned long long)rows[0].n, env->slots);
+    bench_table_note(t, "%d rounds, each running every n once in turn; vs n=%llu: time at n over "
+                     "time at n = %llu in the same round, median (min-max) over the rounds",
+                     cfg->repeat, (unsigned long long)rows[ref].n,
+                     (unsigned long long)rows[ref].n);
+    bench_table_meta(t, "ref_n", (double)rows[ref].n);
     bench_table_note(t, "cpu us/job: of qclient%s, per job, median of the runs",
                      csrv >= 0 ? " and of the broker" : "");
     bench_table_meta(t, "runs", cfg->repeat);

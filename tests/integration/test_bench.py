@@ -115,6 +115,14 @@ class BenchTest(harness.ClusterTest):
             self.assertLessEqual(r["min_s"], r["median_s"])
             self.assertLessEqual(r["median_s"], r["max_s"])
         self.assertEqual(t["rows"][0]["speedup"], 1)
+        # Rounds: n = 2 (the worker slots) is the reference of each round.
+        self.assertEqual(t["meta"]["ref_n"], 2)
+        self.assertEqual([t["rows"][1][k] for k in ("vs_ref", "vs_ref_min", "vs_ref_max")],
+                         [1, 1, 1])
+        self.assert_positive(t["rows"], "vs_ref", "vs_ref_min", "vs_ref_max")
+        for r in t["rows"]:
+            self.assertLessEqual(r["vs_ref_min"], r["vs_ref"])
+            self.assertLessEqual(r["vs_ref"], r["vs_ref_max"])
         # --fit-from defaults to max-n / 16 = 1 here: every row is fitted.
         self.assertIn("overhead_us", t["meta"])
         self.assertTrue(all(r["fit_s"] is not None for r in t["rows"]))
