@@ -24,6 +24,7 @@
 #include "keys.h"
 #include "log.h"
 #include "mpjson.h"
+#include "msg.h"
 #include "parse.h"
 
 static const char *const s_usage =
@@ -96,7 +97,10 @@ static const char *const s_status_usage =
 static const char *const s_stats_usage =
     "usage: qclient stats [--json]\n"
     "\n"
-    "Print the broker's figures: queues (depth, running, done, failed),\n"
+    "Print the broker's figures: queues (depth, running, done, failed);\n"
+    "where the life of the jobs that finished went, by the number of jobs\n"
+    "their SUBMIT carried: communication (all but the task's run: messages,\n"
+    "queueing, bookkeeping) against compute (the task's run), per job;\n"
     "workers (slots, busy, done) and refused frames.  With --json, the raw\n"
     "object (PROTOCOL.md 5.3 keys: uptime, clients, workers, queues, wlist,\n"
     "bad, bad_by, ...).\n";
@@ -464,6 +468,37 @@ static json_int_t s_int(json_t *o, const char *key)
     return json_integer_value(json_object_get(o, key));
 }
 
+/* Element i of the array o[key] (0 if there is none). */
+static json_int_t s_at(json_t *o, const char *key, size_t i)
+{
+    return json_integer_value(json_array_get(json_object_get(o, key), i));
+}
+
+/* Where a finished job's life went, by the size of the SUBMIT that
+ * brought it (PROTOCOL.md 5.3 b_jobs): a row per queue and size class. */
+static void s_print_batches(json_t *s)
+{
+    printf("\n%-20s %13s %10s %12s %15s %7s\n", "QUEUE", "JOBS/SUBMIT", "JOBS",
+           "COMM us/job", "COMPUTE us/job", "COMM %");
+    size_t i;
+    json_t *q;
+    json_array_foreach(json_object_get(s, "queues"), i, q) {
+        size_t n = json_array_size(json_object_get(q, "b_jobs"));
+        for (size_t c = 0; c < n; c++) {
+            double jobs = (double)s_at(q, "b_jobs", c);
+            if (jobs <= 0)
+                continue;
+            double comm = (double)s_at(q, "b_comm_us", c);
+            double compute = (double)s_at(q, "b_compute_us", c);
+            char size[48];
+            msg_batch_range((uint32_t)c, (uint32_t)n, size, sizeof size);
+            printf("%-20s %13s %10.0f %12.1f %15.1f %7.1f\n",
+                   json_string_value(json_object_get(q, "name")), size, jobs, comm / jobs,
+                   compute / jobs, comm + compute > 0 ? 100.0 * comm / (comm + compute) : 0.0);
+        }
+    }
+}
+
 static void s_print_stats(json_t *s)
 {
     json_int_t up = s_int(s, "uptime") / 1000;
@@ -491,6 +526,7 @@ static void s_print_stats(json_t *s)
                (long long)s_int(q, "dead"),
                secs > 0 ? (double)s_int(q, "done_recent") / (double)secs : 0.0);
     }
+    s_print_batches(s);
     printf("\n%-32s %6s %6s %10s %10s\n", "WORKER", "SLOTS", "BUSY", "DONE", "IDLE_MS");
     json_array_foreach(json_object_get(s, "wlist"), i, q) {
         printf("%-32s %6lld %6lld %10lld %10lld\n", json_string_value(json_object_get(q, "name")),

@@ -96,6 +96,9 @@ static json_t *s_stats(const msg_stats_t *s)
         json_object_set_new(x, "done_recent", s_uint(q->done_recent));
         json_object_set_new(x, "rate_secs", s_uint(q->rate_secs));
         json_object_set_new(x, "wait", s_uints(q->wait, q->nwait));
+        json_object_set_new(x, "b_jobs", s_uints(q->b_jobs, q->nb_jobs));
+        json_object_set_new(x, "b_comm_us", s_uints(q->b_comm_us, q->nb_comm_us));
+        json_object_set_new(x, "b_compute_us", s_uints(q->b_compute_us, q->nb_compute_us));
         json_array_append_new(qs, x);
     }
     json_object_set_new(o, "queues", qs);

@@ -99,6 +99,15 @@ const char *msg_err_name(int code) { return NAME_OF(s_err_names, code); }
 const char *msg_st_name(int st) { return NAME_OF(s_st_names, st); }
 const char *msg_state_name(int state) { return NAME_OF(s_state_names, state); }
 
+void msg_batch_range(uint32_t i, uint32_t n, char *buf, size_t len)
+{
+    unsigned long long lo = i < 64 ? 1ull << i : 0;
+    if (i == 0 || i + 1 >= n)
+        snprintf(buf, len, "%llu", lo);
+    else
+        snprintf(buf, len, "%llu-%llu", lo, 2 * lo - 1);
+}
+
 bool msg_peek(const void *frame, size_t len, uint8_t *cmd)
 {
     const uint8_t *h = frame;

@@ -192,6 +192,11 @@ typedef struct msg_qstat {
     uint64_t wait_us;     /* sum over those: time ready in the queue (µs) */
     const uint64_t *wait; /* those by that time, in the buckets of msg_stats_t.wait_le */
     uint32_t nwait;       /* nwait_le + 1 (the last: above every bound); 0 = not sent */
+    /* The jobs of comm_us and compute_us by the size of the SUBMIT that
+     * brought them: entry i for SUBMITs of 2^i to 2^(i+1) - 1 jobs (jobs
+     * replayed from the journal are in no entry); 0 entries = not sent. */
+    const uint64_t *b_jobs, *b_comm_us, *b_compute_us;
+    uint32_t nb_jobs, nb_comm_us, nb_compute_us;
 } msg_qstat_t;
 
 /* STATS_REP: one worker connection. */
@@ -325,6 +330,10 @@ const char *msg_cmd_name(int cmd);
 const char *msg_err_name(int code);
 const char *msg_st_name(int st);
 const char *msg_state_name(int state);
+
+/* The SUBMIT sizes of entry i of n in msg_qstat_t.b_jobs, as text: "1",
+ * "2-3" ... and the last entry's lower bound alone ("4096"). */
+void msg_batch_range(uint32_t i, uint32_t n, char *buf, size_t len);
 
 /* True if the frame starts with a valid header; *cmd gets the command.
  * Lets a router look at a frame without decoding the body. */

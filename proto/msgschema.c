@@ -120,6 +120,10 @@ static const msgschema_field_t s_qstat_f[] = {
     FU("done_recent", msg_qstat_t, done_recent, 0),
     FU("rate_secs", msg_qstat_t, rate_secs, 0),
     FL("wait", MS_IDS, msg_qstat_t, wait, nwait, 0, 0, QJ_MAX_BUCKETS + 1, NULL),
+    FL("b_jobs", MS_IDS, msg_qstat_t, b_jobs, nb_jobs, 0, 0, QJ_MAX_BUCKETS, NULL),
+    FL("b_comm_us", MS_IDS, msg_qstat_t, b_comm_us, nb_comm_us, 0, 0, QJ_MAX_BUCKETS, NULL),
+    FL("b_compute_us", MS_IDS, msg_qstat_t, b_compute_us, nb_compute_us, 0, 0, QJ_MAX_BUCKETS,
+       NULL),
 };
 static msgschema_t s_qstat = SCHEMA("queue", msg_qstat_t, s_qstat_f);
 

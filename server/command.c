@@ -205,7 +205,7 @@ static void s_submit(broker_t *b, peer_t *p, const msg_t *m)
     for (uint32_t i = 0; i < m->njobs; i++) {
         const msg_job_t *spec = &m->jobs[i];
         uint64_t id = 0;
-        msg_err_t code = dispatch_accept(b, p, spec, &id, err, sizeof err);
+        msg_err_t code = dispatch_accept(b, p, spec, m->njobs, &id, err, sizeof err);
         if (code != QJ_E_OK && refused++ == 0)
             snprintf(first, sizeof first, "%s", err);
         if (peer_push_ack(p, spec->ref, id, (uint16_t)code, code ? err : NULL, store_lsn(b)) != 0)

@@ -54,8 +54,8 @@ void dispatch_place(broker_t *b, job_t *job, uint64_t delay_ms, bool front)
         s_ready(b, job);
 }
 
-msg_err_t dispatch_accept(broker_t *b, peer_t *peer, const msg_job_t *spec, uint64_t *id,
-                          char *err, size_t errlen)
+msg_err_t dispatch_accept(broker_t *b, peer_t *peer, const msg_job_t *spec, uint32_t batch,
+                          uint64_t *id, char *err, size_t errlen)
 {
     sess_t *sess = peer->sess;
     job_t *job = spec->ref ? jobs_find_ref(b->jobs, sess, spec->ref) : NULL;
@@ -114,6 +114,7 @@ msg_err_t dispatch_accept(broker_t *b, peer_t *peer, const msg_job_t *spec, uint
     if (!job->backoff_ms)
         job->backoff_ms = DEFAULT_BACKOFF_MS;
     job->t_queued = b->now_us;
+    job->batch = queue_batch_class(batch);
     /* Recorded before it is acknowledged: the ACCEPTED waits for this
      * record to be durable (broker.c). */
     uint64_t due_us = spec->at_us > b->now_us ? spec->at_us : 0;
@@ -296,11 +297,9 @@ static void s_final(broker_t *b, job_t *job, uint8_t st, const msg_result_t *r,
     b->mem_bytes += job_bytes(job);
 
     if (started && finished >= started) {
-        uint64_t compute = finished - started;
         uint64_t since = job->t_submit ? job->t_submit : job->t_queued;
-        uint64_t life = b->now_us > since ? b->now_us - since : 0;
-        q->compute_us += compute;
-        q->comm_us += life > compute ? life - compute : 0;
+        queue_note_life(q, job->batch, b->now_us > since ? b->now_us - since : 0,
+                        finished - started);
     }
     switch (st) {
     case MSG_ST_OK: b->counts.done++; q->done++; break;

@@ -16,15 +16,16 @@
 
 #include "broker.h"
 
-/* Accept one SUBMIT item from peer: a duplicate (same session and ref, or
- * same key) gives the existing job's id; otherwise a new job is recorded
+/* Accept one SUBMIT item from peer, of a SUBMIT of batch jobs (its size
+ * class is kept for the queue's figures): a duplicate (same session and
+ * ref, or same key) gives the existing job's id; otherwise a new job is recorded
  * in the journal and queued (or delayed until its `at`).  Refused when
  * its queue is at --max-depth or the broker at --max-memory (queue_full),
  * or the journal cannot be written (internal).  Returns QJ_E_OK with *id,
  * or an error code (role, limit, queue_full, internal) with a message in
  * err. */
-msg_err_t dispatch_accept(broker_t *b, peer_t *peer, const msg_job_t *spec, uint64_t *id,
-                          char *err, size_t errlen);
+msg_err_t dispatch_accept(broker_t *b, peer_t *peer, const msg_job_t *spec, uint32_t batch,
+                          uint64_t *id, char *err, size_t errlen);
 
 /* Put a job (on no list) in its queue: held for delay_ms if not 0, else
  * ready at the back of its priority level, or at the front (a job that

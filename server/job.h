@@ -112,6 +112,7 @@ struct job {
     uint8_t task_len;
     uint8_t key_len;
     uint8_t flags;              /* JOB_F_* */
+    uint8_t batch;              /* class of its SUBMIT's size (queue.h QUEUE_BATCHES) */
     char data[];                /* task, key, args */
 };
 

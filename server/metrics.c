@@ -163,6 +163,47 @@ static void s_histogram(FILE *f, const msg_stats_t *st)
     }
 }
 
+/* The queue figures by SUBMIT size (msg_qstat_t.b_jobs): a series per
+ * queue and size class that has jobs. */
+static void s_by_submit(FILE *f, const msg_stats_t *st)
+{
+    static const struct {
+        const char *name, *help;
+        size_t off;               /* of the array in msg_qstat_t */
+        int scale;
+    } fams[] = {
+        {"qjob_jobs_finished_by_submit_total",
+         "Finished jobs (with run times), by queue and by the size of their SUBMIT.",
+         offsetof(msg_qstat_t, b_jobs), UNIT},
+        {"qjob_job_compute_by_submit_seconds_total",
+         "Run time of those jobs on their workers, by queue and SUBMIT size.",
+         offsetof(msg_qstat_t, b_compute_us), MICRO},
+        {"qjob_job_overhead_by_submit_seconds_total",
+         "Life of those jobs minus their run time, by queue and SUBMIT size.",
+         offsetof(msg_qstat_t, b_comm_us), MICRO},
+    };
+    for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
+        s_head(f, fams[i].name, "counter", fams[i].help);
+        for (uint32_t k = 0; k < st->nqueues; k++) {
+            const msg_qstat_t *q = &st->queues[k];
+            const uint64_t *v = *(const uint64_t *const *)(const void *)((const char *)q +
+                                                                       fams[i].off);
+            uint32_t n = q->nb_jobs;
+            if (q->nb_comm_us != n || q->nb_compute_us != n)
+                continue;   /* (a peer's STATS_REP with uneven arrays) */
+            for (uint32_t c = 0; c < n; c++) {
+                if (!q->b_jobs[c])
+                    continue;
+                char size[48];
+                msg_batch_range(c, n, size, sizeof size);
+                s_series(f, fams[i].name, "", q);
+                fprintf(f, ",submit=\"%s\"} ", size);
+                s_value(f, v[c], fams[i].scale);
+            }
+        }
+    }
+}
+
 static void s_bad_frames(FILE *f, const msg_stats_t *st)
 {
     s_head(f, "qjob_bad_frames_total", "counter",
@@ -201,6 +242,7 @@ char *metrics_render(const msg_stats_t *st, size_t *len)
         }
     }
     s_histogram(f, st);
+    s_by_submit(f, st);
     bool bad = ferror(f) != 0;
     if (fclose(f) != 0 || bad) {
         free(buf);

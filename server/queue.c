@@ -72,6 +72,27 @@ void queue_note_wait(queue_t *self, uint64_t us)
     self->dispatched++;
 }
 
+_Static_assert(1u << (QUEUE_BATCHES - 1) == QJ_MAX_BATCH, "one batch class per power of two");
+
+uint8_t queue_batch_class(uint32_t n)
+{
+    assert(n >= 1);
+    unsigned c = 31u - (unsigned)__builtin_clz(n);
+    return (uint8_t)(c < QUEUE_BATCHES ? c : QUEUE_BATCHES - 1);
+}
+
+void queue_note_life(queue_t *self, uint8_t batch, uint64_t life_us, uint64_t compute_us)
+{
+    uint64_t comm_us = life_us > compute_us ? life_us - compute_us : 0;
+    self->compute_us += compute_us;
+    self->comm_us += comm_us;
+    if (batch >= QUEUE_BATCHES)
+        return;
+    self->b_jobs[batch]++;
+    self->b_comm_us[batch] += comm_us;
+    self->b_compute_us[batch] += compute_us;
+}
+
 void queue_sample_done(queue_t *self, uint64_t sec)
 {
     self->done_at[sec % QUEUE_RATE_SECS] = self->done;

@@ -9,7 +9,10 @@
  *
  * Among the figures is a histogram of dispatch waits: how long each job
  * given to a worker had been ready in the queue, counted in buckets with
- * the upper bounds of queue_wait_le (the last bucket takes the rest).
+ * the upper bounds of queue_wait_le (the last bucket takes the rest); and
+ * how much of the life of the jobs that finished was communication and
+ * how much compute, by the size of the SUBMIT that brought them, the
+ * figure by which a client sees what packing jobs saves.
  */
 #ifndef QJ_QUEUE_H
 #define QJ_QUEUE_H
@@ -31,6 +34,11 @@ struct peer;
 /* Their upper bounds in µs, ascending: 100 µs to 5 minutes. */
 extern const uint64_t queue_wait_le[QUEUE_WAIT_BOUNDS];
 
+/* Classes of jobs by the size of their SUBMIT: class i holds the jobs of
+ * SUBMITs of 2^i to 2^(i+1) - 1 jobs, the last QJ_MAX_BATCH itself. */
+#define QUEUE_BATCHES 13
+#define QUEUE_BATCH_UNKNOWN 0xff   /* a job replayed from the journal */
+
 typedef struct queue {
     char name[QJ_MAX_QUEUE_NAME + 1]; /* NUL-terminated */
     uint8_t name_len;
@@ -45,6 +53,8 @@ typedef struct queue {
     uint64_t dead;              /* jobs in the dead-letter list now */
     uint64_t comm_us;           /* over finished jobs: life minus compute */
     uint64_t compute_us;        /* over finished jobs: finished - started */
+    uint64_t b_jobs[QUEUE_BATCHES]; /* those jobs by batch class (queue_note_life) */
+    uint64_t b_comm_us[QUEUE_BATCHES], b_compute_us[QUEUE_BATCHES];
     uint64_t dispatched;        /* jobs leased to a worker (the sum of wait[]) */
     uint64_t wait[QUEUE_WAIT_BOUNDS + 1]; /* those by dispatch wait (queue_note_wait) */
     uint64_t wait_us;           /* the sum of their waits */
@@ -84,6 +94,13 @@ void queue_remove(queue_t *self, job_t *job);
 
 /* Count a job leased to a worker after us µs ready in the queue. */
 void queue_note_wait(queue_t *self, uint64_t us);
+
+/* The batch class of a job whose SUBMIT carried n jobs (1..QJ_MAX_BATCH). */
+uint8_t queue_batch_class(uint32_t n);
+
+/* Count a finished job's life (since its submit, µs) and the part of it
+ * its task ran, under its batch class (or QUEUE_BATCH_UNKNOWN). */
+void queue_note_life(queue_t *self, uint8_t batch, uint64_t life_us, uint64_t compute_us);
 
 /* Once a second (sec = seconds since some epoch): remember `done`, so that
  * queue_done_recent can tell how many jobs were done in about the last

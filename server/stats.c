@@ -32,7 +32,10 @@ static void s_queues(const broker_t *b, msg_stats_t *st)
             .comm_us = q->comm_us, .compute_us = q->compute_us, .dispatched = q->dispatched,
             .wait_us = q->wait_us, .wait = q->wait, .nwait = QUEUE_WAIT_BOUNDS + 1,
             .done_recent = queue_done_recent(q, b->now_ms / 1000),
-            .rate_secs = QUEUE_RATE_SECS};
+            .rate_secs = QUEUE_RATE_SECS,
+            .b_jobs = q->b_jobs, .nb_jobs = QUEUE_BATCHES,
+            .b_comm_us = q->b_comm_us, .nb_comm_us = QUEUE_BATCHES,
+            .b_compute_us = q->b_compute_us, .nb_compute_us = QUEUE_BATCHES};
         st->dispatched += q->dispatched;
     }
     st->nqueues = b->nqueues;

@@ -151,6 +151,7 @@ static int s_replay_job(replay_t *rp, const jrec_t *r)
     job->sess = sess;
     job->t_queued = r->t_queued;
     job->t_dispatched = r->t_dispatched;
+    job->batch = QUEUE_BATCH_UNKNOWN;   /* a figure of the run that took it */
     job->attempt = r->attempt;
     if (jobs_add(b->jobs, job) != 0) {
         job_free(&job);

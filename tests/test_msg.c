@@ -138,6 +138,13 @@ static void bytes_eq(msg_bytes_t a, msg_bytes_t b, const char *what)
     if (a.len != b.len || memcmp(a.ptr, b.ptr, a.len) != 0) fail_msg("%s differs", what);
 }
 
+static void uints_eq(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t nb)
+{
+    assert_int_equal(na, nb);
+    for (uint32_t i = 0; i < na; i++)
+        assert_int_equal(a[i], b[i]);
+}
+
 static void job_eq(const msg_job_t *a, const msg_job_t *b)
 {
     assert_int_equal(a->ref, b->ref);
@@ -249,6 +256,9 @@ static void msg_eq(const msg_t *a, const msg_t *b)
         assert_int_equal(x->dead, y->dead);
         assert_int_equal(x->comm_us, y->comm_us);
         assert_int_equal(x->compute_us, y->compute_us);
+        uints_eq(x->b_jobs, x->nb_jobs, y->b_jobs, y->nb_jobs);
+        uints_eq(x->b_comm_us, x->nb_comm_us, y->b_comm_us, y->nb_comm_us);
+        uints_eq(x->b_compute_us, x->nb_compute_us, y->b_compute_us, y->nb_compute_us);
     }
     assert_int_equal(s->nworkers, t->nworkers);
     for (uint32_t i = 0; i < s->nworkers; i++) {
@@ -297,8 +307,11 @@ static msg_result_t s_status[] = {
     {.id = 9, .state = MSG_STATE_UNKNOWN},
 };
 static msg_outcome_t s_outcomes[] = {{1, MSG_CANCEL_REMOVED}, {2, MSG_CANCEL_REQUESTED}, {UINT64_MAX, 3}};
+static const uint64_t s_bjobs[] = {1, 0, 3, UINT64_MAX}, s_bcomm[] = {5, 0, 7, 1},
+                      s_bcompute[] = {9, 0, 0, 2};
 static msg_qstat_t s_qstats[] = {
-    {.name = BS("default"), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11},
+    {.name = BS("default"), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, .b_jobs = s_bjobs, .nb_jobs = 4,
+     .b_comm_us = s_bcomm, .nb_comm_us = 4, .b_compute_us = s_bcompute, .nb_compute_us = 4},
     {.name = BS("q2")},
 };
 static msg_wstat_t s_wstats[] = {{.name = BS("host:1/0"), 4, 2, 100, 5}, {.name = BS("")}};

@@ -32,7 +32,9 @@ FAILED = {"id": 1234568, "st": 1, "err": "ValueError: boom", "wk": "host:77/1", 
 STATUS_ITEM = dict(RESULT, state=3, q="default", task="echo", prog=[3, 10, "a third"])
 QUEUED_ITEM = {"id": 1234569, "state": 0, "q": "default", "task": "echo"}
 QSTAT = {"name": "default", "depth": 5, "delayed": 1, "running": 2, "workers": 1, "submitted": 100,
-         "done": 90, "failed": 2, "retried": 3, "dead": 1, "comm_us": 12345, "compute_us": 67890}
+         "done": 90, "failed": 2, "retried": 3, "dead": 1, "comm_us": 12345, "compute_us": 67890,
+         "b_jobs": [2, 0, 0, 0, 0, 0, 88], "b_comm_us": [345, 0, 0, 0, 0, 0, 12000],
+         "b_compute_us": [890, 0, 0, 0, 0, 0, 67000]}
 WSTAT = {"name": "host:77/0", "slots": 4, "busy": 2, "done": 88, "idle_ms": 12}
 
 SEEDS = {

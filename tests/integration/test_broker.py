@@ -175,6 +175,23 @@ class RoundTrip(BrokerTest):
         self.assertEqual(s["wlist"][0]["name"], "w1")
         self.assertEqual(s["wlist"][0]["done"], 1)
 
+    def test_comm_and_compute_by_submit_size(self):
+        c = self.client()
+        w = self.worker(20, name="w1")
+        # Submitted at unix time 1 us, so that their life is long.
+        self.ids(c, [wire.job(1, "t", ts=1)])
+        self.ids(c, [wire.job(2 + i, "t", ts=1) for i in range(8)])
+        self.ids(c, [wire.job(10 + i, "t", ts=1) for i in range(3)])
+        jobs = w.items(wire.JOBS, "jobs", 12)
+        self.finish(w, jobs)   # each ran 2000 us
+        c.items(wire.RESULTS, "results", 12)
+        q = self.queue_stats()
+        self.assertEqual(q["b_jobs"], [1, 3, 0, 8] + [0] * 9)
+        self.assertEqual(q["b_compute_us"], [2000, 6000, 0, 16000] + [0] * 9)
+        self.assertEqual([q["b_comm_us"][i] > 0 for i in range(4)], [True, True, False, True])
+        self.assertEqual((sum(q["b_comm_us"]), sum(q["b_compute_us"])),
+                         (q["comm_us"], q["compute_us"]))
+
     def test_stats_has_every_figure(self):
         s = self.stats()
         for k in ("uptime", "clients", "workers", "submitted", "done", "failed", "retried",

@@ -252,6 +252,16 @@ class ClientTest(harness.ClusterTest):
                      "DONE/S", "default", "bad frames: 0"):
             self.assertIn(word, table)
         self.assertIn(s["wlist"][0]["name"], table)
+        # Where the finished jobs' time went, by jobs per SUBMIT: one row,
+        # the sleep's 400 ms nearly all compute.
+        self.assertEqual(q["b_jobs"][0], q["done"])
+        rows = [l.split() for l in table.splitlines() if l.startswith("default ") and
+                len(l.split()) == 6]
+        self.assertEqual(len(rows), 1, table)
+        self.assertEqual(rows[0][1:3], ["1", str(q["done"])])
+        self.assertGreaterEqual(float(rows[0][4]), 400000)
+        self.assertLess(float(rows[0][5]), 50)
+        self.assertIn("COMM %", table)
 
     def test_cancel(self):
         self.start(procs=1)

@@ -306,9 +306,16 @@ class Crash(DurabilityTest):
         self.assertEqual([j["id"] for j in jobs],
                          [ids[3], ids[5], ids[2], ids[4], ids[6], acks[11]])
         self.assertEqual([j["attempt"] for j in jobs[:3]], [2, 2, 1])
-        w.send(wire.results([wire.result(j["id"], wire.ST_OK) for j in jobs], credit=6))
+        w.send(wire.results([wire.result(j["id"], wire.ST_OK, t=[0, 0, 0, 1000, 3000])
+                             for j in jobs], credit=6))
         got = c.items(wire.RESULTS, "results", 6)
         self.assertEqual({r["id"] for r in got}, {j["id"] for j in jobs})
+        # The figures by SUBMIT size count only acks[11], of a SUBMIT of 3:
+        # the size of a replayed job's SUBMIT is not journaled.
+        q = next(q for q in self.c.stats()["queues"] if q["name"] == "default")
+        self.assertEqual((q["compute_us"], q["b_jobs"][:3], sum(q["b_jobs"])),
+                         (6 * 2000, [0, 1, 0], 1))
+        self.assertEqual(q["b_compute_us"][1], 2000)
         # The delayed job comes when its time comes, not before.
         [j] = w.items(wire.JOBS, "jobs", 1, timeout=6)
         self.assertEqual(j["id"], ids[7])

@@ -227,6 +227,24 @@ class MetricsTest(harness.ClusterTest):
             self.assertAlmostEqual(q["wait_us"] / 1e6,
                                    s.get("qjob_dispatch_wait_seconds_sum", queue=q["name"]),
                                    places=5)
+            # Where the finished jobs' time went, by SUBMIT size: a series
+            # per size class that has jobs, as in the stats.
+            n = len(q["b_jobs"])
+            want = {(str(1 << i) if i in (0, n - 1) else "%d-%d" % (1 << i, (2 << i) - 1)): i
+                    for i in range(n) if q["b_jobs"][i]}
+            got = {dict(k[1])["submit"] for k in s.samples
+                   if k[0] == "qjob_jobs_finished_by_submit_total" and
+                   dict(k[1])["queue"] == q["name"]}
+            self.assertEqual(got, set(want))
+            self.assertEqual(sum(q["b_jobs"]), N_OK if q["name"] == "default" else N_FAIL)
+            for size, i in want.items():
+                lab = {"queue": q["name"], "submit": size}
+                self.assertEqual(s.get("qjob_jobs_finished_by_submit_total", **lab),
+                                 q["b_jobs"][i])
+                self.assertAlmostEqual(s.get("qjob_job_compute_by_submit_seconds_total", **lab),
+                                       q["b_compute_us"][i] / 1e6, places=5)
+                self.assertAlmostEqual(s.get("qjob_job_overhead_by_submit_seconds_total", **lab),
+                                       q["b_comm_us"][i] / 1e6, places=5)
 
     def test_other_paths_and_garbage(self):
         self.start()

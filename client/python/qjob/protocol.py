@@ -447,7 +447,9 @@ QUEUE_STAT = _Shape(dict({k: _UINT for k in ("depth", "delayed", "running", "wor
                                       "done", "failed", "retried", "dead", "comm_us",
                                       "compute_us", "dispatched", "wait_us", "done_recent",
                                       "rate_secs")},
-                  name=_F("str", True, 1, MAX_QUEUE_NAME), wait=_F("ids", hi=MAX_BUCKETS + 1)))
+                  name=_F("str", True, 1, MAX_QUEUE_NAME), wait=_F("ids", hi=MAX_BUCKETS + 1),
+                  b_jobs=_F("ids", hi=MAX_BUCKETS), b_comm_us=_F("ids", hi=MAX_BUCKETS),
+                  b_compute_us=_F("ids", hi=MAX_BUCKETS)))
 WORKER_STAT = _Shape({"name": _F("str", True, 0, MAX_NAME), "slots": _U32, "busy": _U32,
                       "done": _UINT, "idle_ms": _UINT})
 _JOB_STATES = _F("maps", True, 0, MAX_BATCH, sub=JOB_STATE)

@@ -227,6 +227,10 @@ class AsyncApi(ClusterCase):
                 self.assertIn(key, s)
             self.assertGreaterEqual(s["clients"], 1)
             self.assertGreaterEqual(sum(w["slots"] for w in s["wlist"]), self.procs)
+            q = next(q for q in s["queues"] if q["name"] == "default")
+            self.assertEqual(len(q["b_jobs"]), 13)   # by jobs per SUBMIT: 1, 2-3 ... 4096
+            self.assertGreaterEqual(q["b_jobs"][0], 2)
+            self.assertLessEqual(sum(q["b_compute_us"]), q["compute_us"])
         self.run_async(body)
 
     def test_dead_letters_and_requeue(self):
