@@ -37,6 +37,10 @@ struct journal {
     uint32_t nsegs;
     jbuf_t *buf;                /* appended, not yet written */
     uint64_t appended, written, durable; /* lsn: see journal.h */
+    uint64_t waited;            /* lsn someone waits to see durable (journal_wait) */
+    uint64_t requested;         /* batch: lsn the thread was asked to sync */
+    uint64_t lazy_since_ms;     /* batch: when written first passed requested with
+                                   nobody waiting; 0 = it has not */
     uint64_t count;             /* records appended (a snapshot's END counts them) */
     int write_errno;            /* the last write failed; 0 = it did not */
     char failing[192];
@@ -371,6 +375,28 @@ const char *journal_failing(const journal_t *j)
     return j->write_errno ? j->failing : NULL;
 }
 
+void journal_wait(journal_t *j)
+{
+    j->waited = j->appended;
+}
+
+/* batch: ask the thread to sync what is written, if someone waits for it
+ * or it has waited JOURNAL_SYNC_LAG_MS. */
+static void s_request(journal_t *j)
+{
+    if (j->written <= j->requested)
+        return;
+    uint64_t now = clock_mono_ms();
+    if (j->waited > j->requested || (j->lazy_since_ms && now - j->lazy_since_ms >=
+                                                             JOURNAL_SYNC_LAG_MS)) {
+        syncer_request(j->syncer, j->fd, j->written);
+        j->requested = j->written;
+        j->lazy_since_ms = 0;
+    } else if (!j->lazy_since_ms) {
+        j->lazy_since_ms = now ? now : 1;
+    }
+}
+
 int journal_commit(journal_t *j, char *err, size_t errlen)
 {
     if (j->sync_errno)
@@ -387,7 +413,7 @@ int journal_commit(journal_t *j, char *err, size_t errlen)
             return s_fatal(j, j->sync_errno, err, errlen);
         break;
     case JOURNAL_SYNC_BATCH:
-        syncer_request(j->syncer, j->fd, j->written);
+        s_request(j);
         break;
     }
     return 0;
@@ -575,6 +601,8 @@ int journal_maintain(journal_t *j, journal_snapshot_fn snap, void *ctx, char *er
         return -1;
     if (j->sync_errno)
         return s_fatal(j, j->sync_errno, err, errlen);
+    if (j->syncer)
+        s_request(j);
     if (j->child)
         s_reap(j);
     uint64_t due = j->cfg.compact_bytes > j->snap_bytes ? j->cfg.compact_bytes : j->snap_bytes;

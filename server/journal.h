@@ -25,7 +25,12 @@
  *           fdatasync per turn, however many records the turn made);
  *   batch   written, then fdatasync'ed by a background thread (group
  *           commit, syncer.h); the loop polls journal_fd() to learn
- *           that durable() moved.
+ *           that durable() moved.  The thread is asked at once when
+ *           someone waits (journal_wait: a submit's ACCEPTED); records
+ *           nobody waits for (leases, outcomes: lost, their job only
+ *           runs again) go with the next that is, or after
+ *           JOURNAL_SYNC_LAG_MS (journal_maintain), so that a stream of
+ *           results does not cost an fdatasync per message.
  * The broker holds back what must not be seen before it is durable (a
  * submit's ACCEPTED, a result) until durable() reaches the lsn it had.
  *
@@ -102,6 +107,14 @@ int journal_replay(journal_t *j, journal_apply_fn apply, void *ctx, journal_repl
  * memory is short (nothing appended). */
 int journal_append(journal_t *j, const jrec_t *rec);
 
+/* Someone waits to see the records appended so far durable (batch: the
+ * next commit asks the thread to sync at once). */
+void journal_wait(journal_t *j);
+
+/* batch: the longest a written record nobody waits for stays unsynced,
+ * give or take the broker's tick (journal_maintain). */
+#define JOURNAL_SYNC_LAG_MS 100
+
 /* lsn at the end of what has been appended, and of what is durable at
  * the --fsync level (see the top of this file). */
 uint64_t journal_appended(const journal_t *j);
@@ -127,7 +140,8 @@ int journal_poll(journal_t *j, char *err, size_t errlen);
 /* Why writes are failing (disk full, I/O error), or NULL if they are not. */
 const char *journal_failing(const journal_t *j);
 
-/* Housekeeping, on the broker's tick: retry a failed write, reap a
+/* Housekeeping, on the broker's tick: retry a failed write, have what
+ * was written JOURNAL_SYNC_LAG_MS ago synced (batch), reap a
  * finished compaction child (renaming its snapshot into place, deleting
  * what it covers), start a compaction if one is due.  Returns 0, or -1
  * as journal_commit. */

@@ -74,7 +74,10 @@ int store_submit(broker_t *b, const job_t *job, uint64_t due_us)
 {
     jrec_t r;
     s_job_rec(job, due_us, &r);
-    return journal_append(b->journal, &r);
+    if (journal_append(b->journal, &r) != 0)
+        return -1;
+    journal_wait(b->journal);   /* its ACCEPTED waits for it */
+    return 0;
 }
 
 void store_dispatch(broker_t *b, const job_t *job)

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "clock.h"
 #include "journal.h"
 #include "log.h"
 
@@ -183,6 +184,7 @@ static void test_round_trip_every_level(void **state)
         assert_int_equal(journal_fd(j) >= 0, levels[k] == JOURNAL_SYNC_BATCH);
         uint64_t before = journal_appended(j);
         s_append_all(j, 10 + (uint64_t)k);
+        journal_wait(j);   /* as for a submit's ACCEPTED */
         assert_true(journal_appended(j) > before);
         assert_true(journal_durable(j) < journal_appended(j)); /* buffered only */
         assert_true(journal_pending(j) > 0);
@@ -206,6 +208,43 @@ static void test_round_trip_every_level(void **state)
     assert_string_equal(seen.task[7], "first");
     assert_int_equal(seen.attempt[3], 2);
     assert_int_equal(rep.files, 3); /* a new segment at each start */
+    journal_destroy(&j);
+}
+
+/* batch: what nobody waits for is synced with the next that someone
+ * does, or JOURNAL_SYNC_LAG_MS after it was written, on the tick. */
+static void test_batch_syncs_unwaited_records_late(void **state)
+{
+    (void)state;
+    seen_t seen;
+    journal_replay_t rep;
+    char err[256];
+    journal_t *j = s_open(JOURNAL_SYNC_BATCH, &seen, &rep);
+    uint64_t start = journal_durable(j);
+    jrec_t fin = {.type = JREC_FINISH, .id = 5, .st = MSG_ST_OK, .attempt = 1};
+    assert_int_equal(journal_append(j, &fin), 0);
+    assert_int_equal(journal_commit(j, err, sizeof err), 0);
+    assert_int_equal(journal_pending(j), 0);   /* written */
+    uint64_t t0 = clock_mono_ms();
+    usleep(20000);
+    assert_int_equal(journal_poll(j, err, sizeof err), 0);
+    assert_int_equal(journal_maintain(j, NULL, NULL, err, sizeof err), 0);
+    if (clock_mono_ms() - t0 < JOURNAL_SYNC_LAG_MS)   /* (a stalled host: not a failure) */
+        assert_int_equal(journal_durable(j), start);
+    /* A waited record takes the unwaited one with it. */
+    assert_int_equal(journal_append(j, &fin), 0);
+    journal_wait(j);
+    assert_int_equal(journal_commit(j, err, sizeof err), 0);
+    s_wait_durable(j);
+
+    /* Nobody waits: the tick has it synced once the lag has passed. */
+    assert_int_equal(journal_append(j, &fin), 0);
+    assert_int_equal(journal_commit(j, err, sizeof err), 0);
+    uint64_t written = journal_appended(j);
+    usleep((JOURNAL_SYNC_LAG_MS + 10) * 1000);
+    assert_int_equal(journal_maintain(j, NULL, NULL, err, sizeof err), 0);
+    s_wait_durable(j);
+    assert_int_equal(journal_durable(j), written);
     journal_destroy(&j);
 }
 
@@ -476,6 +515,7 @@ static void test_compaction_keeps_exactly_the_live_state(void **state)
     jrec_t done = {.type = JREC_FINISH, .id = 42, .st = MSG_ST_OK, .attempt = 1};
     assert_int_equal(journal_append(j, &later), 0);
     assert_int_equal(journal_append(j, &done), 0);
+    journal_wait(j);   /* as the broker does for a JOB */
     assert_int_equal(journal_commit(j, err, sizeof err), 0);
     s_wait_durable(j);
     s_wait_compaction(j);
@@ -620,6 +660,7 @@ int main(void)
 {
     log_init("test_journal", LOG_WARN, false);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_batch_syncs_unwaited_records_late, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_round_trip_every_level, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_cut, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_middle_record_reported_and_skipped,
